@@ -1,0 +1,281 @@
+// Command stationsync is the one binary of stationsync: it runs a station
+// node, the demo, and the admin commands. Flag parsing only: the work is
+// done by the packages it calls.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stationsync/stationsync/daemon"
+	"github.com/stationsync/stationsync/pki"
+)
+
+const usage = `stationsync: edge sync for government service stations
+
+Usage:
+  stationsync demo [--dir DIR] [--base-port 4680]     local station of 3 nodes with sample data; Ctrl-C stops
+  stationsync run --config FILE [--set key=value ...]  run one node in the foreground
+  stationsync ca init --dir DIR                        make the district CA
+  stationsync ca issue --ca DIR --station ID --node ID [--role station|center] [--days N] --out DIR
+  stationsync status [--api URL]                       node summary from /v1/status
+  stationsync items list [--api URL]
+  stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
+  stationsync version
+
+Each command has --help.
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "stationsync:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(out, usage)
+		return errors.New("a command is required")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "demo":
+		return cmdDemo(rest, out)
+	case "run":
+		return cmdRun(rest)
+	case "ca":
+		return cmdCA(rest, out)
+	case "status":
+		return cmdGet(rest, out, "status", "/v1/status")
+	case "items":
+		return cmdItems(rest, out)
+	case "cases":
+		return cmdCases(rest, out)
+	case "version":
+		fmt.Fprintln(out, "stationsync", daemon.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	return fs
+}
+
+// parse parses flags and refuses stray arguments.
+func parse(fs *flag.FlagSet, args []string, positional int) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != positional {
+		return nil, fmt.Errorf("%s: expected %d argument(s), got %q", fs.Name(), positional, fs.Args())
+	}
+	return fs.Args(), nil
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func cmdDemo(args []string, out io.Writer) error {
+	fs := newFlags("demo")
+	dir := fs.String("dir", "demo-data", "folder for the demo's data, certificates, configs and logs (kept between runs)")
+	base := fs.Int("base-port", 4680, "API port of the first node; QUIC ports start at base-port - 70")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	return daemon.RunDemo(ctx, daemon.DemoOptions{Dir: *dir, BasePort: *base, Out: out})
+}
+
+// setFlags collects repeated --set key=value.
+type setFlags map[string]string
+
+func (s setFlags) String() string { return "" }
+func (s setFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", v)
+	}
+	s[k] = val
+	return nil
+}
+
+func cmdRun(args []string) error {
+	fs := newFlags("run")
+	path := fs.String("config", "", "config file (YAML, keys in API.md)")
+	sets := setFlags{}
+	fs.Var(sets, "set", "override a config key, e.g. --set expect=3 --set tls.ca=ca.crt (repeatable)")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("run: --config FILE is required")
+	}
+	cfg, err := daemon.LoadConfig(*path, os.Environ(), sets)
+	if err != nil {
+		return err
+	}
+	logger := daemon.NewLogger(cfg.Log, os.Stderr)
+	ctx, cancel := signalContext()
+	defer cancel()
+	return daemon.New(cfg, logger).Run(ctx)
+}
+
+func cmdCA(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("ca: expected init or issue")
+	}
+	switch args[0] {
+	case "init":
+		fs := newFlags("ca init")
+		dir := fs.String("dir", "", "folder for ca.crt and ca.key")
+		if _, err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		if *dir == "" {
+			return errors.New("ca init: --dir is required")
+		}
+		if err := pki.InitCA(*dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "district CA written to %s (keep ca.key offline and safe)\n", *dir)
+		return nil
+	case "issue":
+		fs := newFlags("ca issue")
+		caDir := fs.String("ca", "", "CA folder from ca init")
+		station := fs.String("station", "", "station id")
+		node := fs.String("node", "", "node id")
+		role := fs.String("role", "station", "station or center")
+		days := fs.Int("days", 365, "validity in days")
+		outDir := fs.String("out", "", "folder for ca.crt, node.crt, node.key")
+		if _, err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		switch {
+		case *caDir == "":
+			return errors.New("ca issue: --ca is required")
+		case *outDir == "":
+			return errors.New("ca issue: --out is required")
+		case *days < 1:
+			return errors.New("ca issue: --days must be at least 1")
+		}
+		id := pki.Identity{Role: pki.Role(*role), Station: *station, Node: *node}
+		if err := pki.Issue(*caDir, id, *outDir, time.Duration(*days)*24*time.Hour); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "certificate for %s %s/%s written to %s\n", *role, *station, *node, *outDir)
+		return nil
+	default:
+		return fmt.Errorf("ca: unknown subcommand %q (init or issue)", args[0])
+	}
+}
+
+func apiFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("STATIONSYNC_API_URL")
+	if def == "" {
+		def = "http://127.0.0.1:4680"
+	}
+	return fs.String("api", def, "base URL of the node's local API")
+}
+
+func cmdItems(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "list" {
+		return errors.New("items: expected list (import arrives with the domain issue)")
+	}
+	return cmdGet(args[1:], out, "items list", "/v1/items")
+}
+
+func cmdCases(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("cases: expected list or show ID")
+	}
+	switch args[0] {
+	case "list":
+		fs := newFlags("cases list")
+		api := apiFlag(fs)
+		month := fs.String("month", "", "YYYY-MM")
+		if _, err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		q := url.Values{}
+		if *month != "" {
+			q.Set("month", *month)
+		}
+		return getJSON(out, *api+"/v1/cases?"+q.Encode())
+	case "show":
+		fs := newFlags("cases show")
+		api := apiFlag(fs)
+		rest, err := parse(fs, args[1:], 1)
+		if err != nil {
+			return err
+		}
+		return getJSON(out, *api+"/v1/cases/"+url.PathEscape(rest[0]))
+	default:
+		return fmt.Errorf("cases: unknown subcommand %q", args[0])
+	}
+}
+
+func cmdGet(args []string, out io.Writer, name, path string) error {
+	fs := newFlags(name)
+	api := apiFlag(fs)
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return getJSON(out, *api+path)
+}
+
+// getJSON prints the API's answer indented, or its error message.
+func getJSON(out io.Writer, u string) error {
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return fmt.Errorf("is the node running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error.Message)
+		}
+		return fmt.Errorf("%s", resp.Status)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		_, err = out.Write(body)
+		return err
+	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

@@ -1,0 +1,423 @@
+package daemon
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/replication"
+)
+
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	mux.HandleFunc("GET /v1/items", d.handleListItems)
+	mux.HandleFunc("GET /v1/items/{code}", d.handleGetItem)
+	mux.HandleFunc("PUT /v1/items/{code}", d.handlePutItem)
+	mux.HandleFunc("POST /v1/cases", d.handleCreateCase)
+	mux.HandleFunc("GET /v1/cases", d.handleListCases)
+	mux.HandleFunc("GET /v1/cases/{id}", d.handleGetCase)
+	mux.HandleFunc("GET /v1/feed", d.handleFeed)
+	mux.Handle("GET /metrics", d.metrics.handler())
+	mux.HandleFunc("GET /{$}", d.handleStatusPage)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return d.guard(mux)
+}
+
+// guard refuses requests from other hosts without the API token, and
+// counts requests for /metrics.
+func (d *Daemon) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !d.authorized(r) {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "requests from other hosts need the API token (Authorization: Bearer ...)")
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(sw, r)
+		d.metrics.observeRequest(r, sw.code, time.Since(start))
+	})
+}
+
+func (d *Daemon) authorized(r *http.Request) bool {
+	if d.token != "" {
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok &&
+			subtle.ConstantTimeCompare([]byte(tok), []byte(d.token)) == 1 {
+			return true
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// apiError is the body of every error answer.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Field   string `json:"field,omitempty"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, errCode, msg string) {
+	var e apiError
+	e.Error.Code, e.Error.Message = errCode, msg
+	writeJSON(w, code, e)
+}
+
+// writeDomainError answers a records.Error (or a write failure).
+func writeDomainError(w http.ResponseWriter, err error) {
+	if de, ok := records.AsError(err); ok {
+		var e apiError
+		e.Error.Code, e.Error.Field, e.Error.Message = de.Code, de.Field, de.Error()
+		code := http.StatusBadRequest
+		switch de.Code {
+		case records.CodeNotFound:
+			code = http.StatusNotFound
+		case records.CodeConflict:
+			code = http.StatusConflict
+		}
+		writeJSON(w, code, e)
+		return
+	}
+	switch {
+	case errors.Is(err, replication.ErrNoLeader):
+		writeError(w, http.StatusServiceUnavailable, "no_leader", "the write was not made: no leader is reachable from this node ("+err.Error()+"); try again")
+	case errors.Is(err, replication.ErrTooLarge):
+		writeError(w, http.StatusBadRequest, "too_large", err.Error())
+	case errors.Is(err, replication.ErrClosed), errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+// decodeBody reads one JSON object into v: bounded size, no unknown
+// fields, no trailing data. A failure has already been answered with 400.
+func (d *Daemon) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	limit := d.cfg.Limits.MaxBodyBytes
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err == nil {
+		return true
+	}
+	var (
+		maxErr  *http.MaxBytesError
+		typeErr *json.UnmarshalTypeError
+		synErr  *json.SyntaxError
+	)
+	var e apiError
+	e.Error.Code = records.CodeInvalid
+	switch {
+	case errors.As(err, &maxErr):
+		e.Error.Message = fmt.Sprintf("request body is larger than the limit of %d bytes", limit)
+	case errors.As(err, &typeErr):
+		e.Error.Field = typeErr.Field
+		e.Error.Message = fmt.Sprintf("%s: expected %s, got a JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case errors.As(err, &synErr):
+		e.Error.Message = fmt.Sprintf("body is not valid JSON (at byte %d): %v", synErr.Offset, synErr)
+	case errors.Is(err, io.EOF):
+		e.Error.Message = "request body is empty: a JSON object is required"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		e.Error.Field = f
+		e.Error.Message = fmt.Sprintf("unknown field %q", f)
+	default:
+		e.Error.Message = "bad request body: " + err.Error()
+	}
+	writeJSON(w, http.StatusBadRequest, e)
+	return false
+}
+
+// statusBody is GET /v1/status.
+type statusBody struct {
+	Node    string               `json:"node"`
+	Station string               `json:"station"`
+	Role    string               `json:"role"`
+	Version string               `json:"version"`
+	Uptime  string               `json:"uptime"`
+	Raft    raftStatus           `json:"raft"`
+	Members []replication.Member `json:"members"`
+	Feed    feedStatus           `json:"feed"`
+}
+
+type raftStatus struct {
+	State         string `json:"state"`
+	Term          uint64 `json:"term"`
+	Leader        string `json:"leader"`
+	LeaderAddress string `json:"leader_address"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	CommitIndex   uint64 `json:"commit_index"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	Address       string `json:"address"`
+}
+
+type feedStatus struct {
+	ClusterID string `json:"cluster_id"`
+	Seq       uint64 `json:"seq"`
+}
+
+func (d *Daemon) status() statusBody {
+	s := d.node.Status()
+	return statusBody{
+		Node: s.Node, Station: s.Station, Role: d.cfg.Role, Version: Version,
+		Uptime: time.Since(d.start).Round(time.Second).String(),
+		Raft: raftStatus{
+			State: s.State, Term: s.Term, Leader: s.Leader, LeaderAddress: s.LeaderAddress,
+			AppliedIndex: s.AppliedIndex, CommitIndex: s.CommitIndex, LastLogIndex: s.LastLogIndex, Address: s.Address,
+		},
+		Members: s.Members,
+		Feed:    feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
+	}
+}
+
+func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, d.status())
+}
+
+func (d *Daemon) handleListItems(w http.ResponseWriter, r *http.Request) {
+	var items []records.Item
+	err := d.node.View(func(rd records.Reader) (err error) {
+		items, err = records.ListItems(rd)
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
+
+func (d *Daemon) handleGetItem(w http.ResponseWriter, r *http.Request) {
+	var it records.Item
+	err := d.node.View(func(rd records.Reader) (err error) {
+		it, err = records.GetItem(rd, r.PathValue("code"))
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, it)
+}
+
+// itemBody is what a client may send for an item; origin and version are
+// the station's to decide.
+type itemBody struct {
+	Code          string             `json:"code"`
+	Name          string             `json:"name"`
+	Type          records.ItemType   `json:"type"`
+	Basis         string             `json:"basis"`
+	LegalLimit    *records.Limit     `json:"legal_limit"`
+	PromisedLimit *records.Limit     `json:"promised_limit"`
+	Instant       bool               `json:"instant"`
+	Objects       []int              `json:"objects"`
+	Materials     []records.Material `json:"materials"`
+}
+
+func (d *Daemon) handlePutItem(w http.ResponseWriter, r *http.Request) {
+	var b itemBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	code := r.PathValue("code")
+	if b.Code == "" {
+		b.Code = code
+	}
+	if b.Code != code {
+		writeDomainError(w, records.Invalid("code", "%q in the body differs from %q in the path", b.Code, code))
+		return
+	}
+	it := records.Item{
+		Code: b.Code, Name: b.Name, Type: b.Type, Basis: b.Basis, LegalLimit: b.LegalLimit,
+		PromisedLimit: b.PromisedLimit, Instant: b.Instant, Objects: b.Objects, Materials: b.Materials,
+		Origin: records.OriginLocal,
+	}
+	if err := it.Validate(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	res, ok := d.submitOne(w, r, records.Op{Kind: records.OpPutItem, Item: &it})
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, json.RawMessage(res.Value))
+}
+
+// submitOne writes one op and answers any failure; ok is false when it did.
+func (d *Daemon) submitOne(w http.ResponseWriter, r *http.Request, op records.Op) (replication.Result, bool) {
+	start := time.Now()
+	results, err := d.node.Submit(r.Context(), []records.Op{op})
+	d.metrics.observeWrite(time.Since(start), err)
+	if err != nil {
+		writeDomainError(w, err)
+		return replication.Result{}, false
+	}
+	res := results[0]
+	if res.Error != nil {
+		writeDomainError(w, res.Error)
+		return res, false
+	}
+	return res, true
+}
+
+// caseBody is POST /v1/cases.
+type caseBody struct {
+	ID         string             `json:"id"`
+	ItemCode   string             `json:"item_code"`
+	Channel    string             `json:"channel"`
+	Actor      string             `json:"actor"`
+	Applicant  *records.Applicant `json:"applicant"`
+	Agent      *records.Applicant `json:"agent"`
+	Tolerance  bool               `json:"tolerance"`
+	Commitment bool               `json:"commitment"`
+}
+
+func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
+	var b caseBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	if b.Applicant == nil {
+		writeDomainError(w, records.Invalid("applicant", "is required"))
+		return
+	}
+	c := records.Case{
+		ID: b.ID, ItemCode: b.ItemCode, Channel: b.Channel, Actor: b.Actor, Applicant: *b.Applicant,
+		Agent: b.Agent, Tolerance: b.Tolerance, Commitment: b.Commitment,
+	}
+	if err := c.Validate(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, time.Now())
+	res, ok := d.submitOne(w, r, records.Op{Kind: records.OpCreateCase, Case: &c})
+	if !ok {
+		return
+	}
+	var stored records.Case
+	if err := json.Unmarshal(res.Value, &stored); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"case":        d.present(r, stored),
+		"replication": "committed",
+		"repeat":      res.Status == "repeat",
+	})
+}
+
+// present masks personal data unless the caller asks for it (?full=true).
+func (d *Daemon) present(r *http.Request, c records.Case) records.Case {
+	if r.URL.Query().Get("full") == "true" {
+		return c
+	}
+	return c.Masked()
+}
+
+func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
+	var c records.Case
+	err := d.node.View(func(rd records.Reader) (err error) {
+		c, err = records.GetCase(rd, r.PathValue("id"))
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.present(r, c))
+}
+
+func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cq := records.CaseQuery{Month: q.Get("month"), Location: d.loc, ItemCode: q.Get("item"), State: q.Get("status"), After: q.Get("after")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeDomainError(w, records.Invalid("limit", "%q must be a number from 1 to 1000", l))
+			return
+		}
+		cq.Limit = n
+	}
+	var page records.CasePage
+	err := d.node.View(func(rd records.Reader) (err error) {
+		page, err = records.ListCases(rd, cq)
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	for i := range page.Cases {
+		page.Cases[i] = d.present(r, page.Cases[i])
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (d *Daemon) handleFeed(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var since uint64
+	if s := q.Get("since"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			writeDomainError(w, records.Invalid("since", "%q must be a whole number", s))
+			return
+		}
+		since = v
+	}
+	limit := 100
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			writeDomainError(w, records.Invalid("limit", "%q must be a number from 1 to 1000", l))
+			return
+		}
+		limit = n
+	}
+	page, err := d.node.Feed(since, limit)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}

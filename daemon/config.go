@@ -1,0 +1,383 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is one node's configuration (API.md "Configuration"). It is read
+// from defaults, then the YAML file, then STATIONSYNC_* environment
+// variables, then command-line flags; each later source overrides.
+type Config struct {
+	Role              string        `yaml:"role"`
+	StationID         string        `yaml:"station_id"`
+	NodeID            string        `yaml:"node_id"`
+	DataDir           string        `yaml:"data_dir"`
+	Listen            string        `yaml:"listen"`
+	Advertise         string        `yaml:"advertise"`
+	API               string        `yaml:"api"`
+	APITokenFile      string        `yaml:"api_token_file"`
+	Expect            int           `yaml:"expect"`
+	Peers             []string      `yaml:"peers"`
+	MDNS              bool          `yaml:"mdns"`
+	TLS               TLSFiles      `yaml:"tls"`
+	EncryptionKeyFile string        `yaml:"encryption_key_file"`
+	Center            string        `yaml:"center"`
+	Stations          []StationRef  `yaml:"stations"`
+	CADir             string        `yaml:"ca_dir"`
+	PullInterval      Duration      `yaml:"pull_interval"`
+	CatalogueInterval Duration      `yaml:"catalogue_interval"`
+	Timezone          string        `yaml:"timezone"`
+	Raft              RaftTimeouts  `yaml:"raft"`
+	Log               LogConfig     `yaml:"log"`
+	Limits            RequestLimits `yaml:"limits"`
+
+	// dir is the config file's folder: relative paths are relative to it.
+	dir string
+}
+
+// TLSFiles names the node's certificate files.
+type TLSFiles struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// StationRef is a station as the center knows it.
+type StationRef struct {
+	ID        string   `yaml:"id"`
+	Addresses []string `yaml:"addresses"`
+}
+
+// RaftTimeouts tunes raft for the network; the defaults suit a LAN.
+type RaftTimeouts struct {
+	HeartbeatTimeout   Duration `yaml:"heartbeat_timeout"`
+	ElectionTimeout    Duration `yaml:"election_timeout"`
+	LeaderLeaseTimeout Duration `yaml:"leader_lease_timeout"`
+	CommitTimeout      Duration `yaml:"commit_timeout"`
+	SnapshotInterval   Duration `yaml:"snapshot_interval"`
+	SnapshotThreshold  uint64   `yaml:"snapshot_threshold"`
+	TrailingLogs       uint64   `yaml:"trailing_logs"`
+}
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// RequestLimits bounds the local API.
+type RequestLimits struct {
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Duration is a time.Duration written as "500ms", "10s" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 500ms or 10s", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ConfigError names the configuration key that is wrong and why.
+type ConfigError struct {
+	Key     string
+	Source  string // file path, "environment" or "flag"
+	Message string
+}
+
+func (e *ConfigError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("config %s: key %q: %s", e.Source, e.Key, e.Message)
+	}
+	return fmt.Sprintf("config: key %q: %s", e.Key, e.Message)
+}
+
+// DefaultConfig returns the defaults of API.md.
+func DefaultConfig() Config {
+	return Config{
+		Role:              "station",
+		DataDir:           DefaultDataDir(),
+		Listen:            "0.0.0.0:4610",
+		API:               "127.0.0.1:4680",
+		Expect:            1,
+		MDNS:              true,
+		TLS:               TLSFiles{CA: "ca.crt", Cert: "node.crt", Key: "node.key"},
+		PullInterval:      Duration(10 * time.Second),
+		CatalogueInterval: Duration(30 * time.Second),
+		Timezone:          "Asia/Shanghai",
+		Log:               LogConfig{Level: "info", Format: "text"},
+		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
+	}
+}
+
+// DefaultDataDir is the per-OS data folder.
+func DefaultDataDir() string {
+	if runtime.GOOS == "windows" {
+		pd := os.Getenv("ProgramData")
+		if pd == "" {
+			pd = `C:\ProgramData`
+		}
+		return filepath.Join(pd, "stationsync")
+	}
+	return "/var/lib/stationsync"
+}
+
+// LoadConfig reads the config file (empty path: defaults only), then the
+// environment (env, usually os.Environ()), then flags (key=value pairs with
+// the YAML key names, dots for nesting: "tls.ca=...").
+func LoadConfig(path string, env []string, flags map[string]string) (Config, error) {
+	c := DefaultConfig()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("config %s: %s", path, yamlMessage(err))
+		}
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+		c.dir = filepath.Dir(abs)
+	} else {
+		wd, _ := os.Getwd()
+		c.dir = wd
+	}
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, "STATIONSYNC_") {
+			continue
+		}
+		key := strings.ToLower(strings.TrimPrefix(k, "STATIONSYNC_"))
+		if err := c.set(key, v, true); err != nil {
+			return c, &ConfigError{Key: k, Source: "environment", Message: err.Error()}
+		}
+	}
+	for k, v := range flags {
+		if err := c.set(k, v, false); err != nil {
+			return c, &ConfigError{Key: k, Source: "flag", Message: err.Error()}
+		}
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir()
+	}
+	c.resolvePaths()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return err.Error()
+}
+
+// set assigns one key from a string. With env, nested keys are written
+// with underscores (TLS_CA), so they are matched against the flattened
+// names too.
+func (c *Config) set(key, value string, env bool) error {
+	target, ok := lookupKey(reflect.ValueOf(c).Elem(), key, env)
+	if !ok {
+		return errors.New("unknown key")
+	}
+	switch target.Interface().(type) {
+	case Duration:
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 500ms or 10s", value)
+		}
+		target.Set(reflect.ValueOf(Duration(d)))
+		return nil
+	case []string:
+		var list []string
+		for _, p := range strings.Split(value, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				list = append(list, p)
+			}
+		}
+		target.Set(reflect.ValueOf(list))
+		return nil
+	}
+	switch target.Kind() {
+	case reflect.String:
+		target.SetString(value)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", value)
+		}
+		target.SetBool(b)
+	case reflect.Int, reflect.Int64:
+		i, err := strconv.ParseInt(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", value)
+		}
+		target.SetInt(i)
+	case reflect.Uint64:
+		i, err := strconv.ParseUint(value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", value)
+		}
+		target.SetUint(i)
+	default:
+		return errors.New("cannot be set from the environment or a flag; use the config file")
+	}
+	return nil
+}
+
+// lookupKey finds the struct field for a YAML key path ("tls.ca"), or for
+// env the flattened form ("tls_ca").
+func lookupKey(v reflect.Value, key string, env bool) (reflect.Value, bool) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if name == "" || !f.IsExported() {
+			continue
+		}
+		if name == key {
+			return v.Field(i), true
+		}
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(Duration(0)) {
+			sep := "."
+			if env {
+				sep = "_"
+			}
+			if rest, ok := strings.CutPrefix(key, name+sep); ok {
+				return lookupKey(v.Field(i), rest, env)
+			}
+		}
+	}
+	return reflect.Value{}, false
+}
+
+func (c *Config) resolvePaths() {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(c.dir, *p)
+		}
+	}
+	abs(&c.TLS.CA)
+	abs(&c.TLS.Cert)
+	abs(&c.TLS.Key)
+	abs(&c.APITokenFile)
+	abs(&c.DataDir)
+	abs(&c.CADir)
+	if c.EncryptionKeyFile == "" {
+		c.EncryptionKeyFile = "data.key"
+	}
+	abs(&c.EncryptionKeyFile)
+}
+
+var idChars = func() [256]bool {
+	var ok [256]bool
+	for _, r := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-" {
+		ok[r] = true
+	}
+	return ok
+}()
+
+func validID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !idChars[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// Validate checks every key and names the first one that is wrong.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &ConfigError{Key: key, Message: fmt.Sprintf(format, args...)}
+	}
+	switch c.Role {
+	case "station":
+		if !validID(c.StationID) {
+			return bad("station_id", "%q must be 1-64 letters, digits, '.', '_' or '-'", c.StationID)
+		}
+	case "center":
+		return bad("role", "the center role arrives with the district-center issue; this build runs station nodes only")
+	default:
+		return bad("role", "%q must be station or center", c.Role)
+	}
+	if !validID(c.NodeID) {
+		return bad("node_id", "%q must be 1-64 letters, digits, '.', '_' or '-'", c.NodeID)
+	}
+	if c.DataDir == "" {
+		return bad("data_dir", "is required")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return bad("listen", "%q is not host:port", c.Listen)
+	}
+	if c.Advertise != "" {
+		if _, _, err := net.SplitHostPort(c.Advertise); err != nil {
+			return bad("advertise", "%q is not host:port", c.Advertise)
+		}
+	}
+	host, _, err := net.SplitHostPort(c.API)
+	if err != nil {
+		return bad("api", "%q is not host:port", c.API)
+	}
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.APITokenFile == "" {
+		return bad("api_token_file", "is required when api (%s) is not a loopback address", c.API)
+	}
+	if c.Expect < 1 {
+		return bad("expect", "must be at least 1, got %d", c.Expect)
+	}
+	for i, p := range c.Peers {
+		if _, _, err := net.SplitHostPort(p); err != nil {
+			return bad(fmt.Sprintf("peers[%d]", i), "%q is not host:port", p)
+		}
+	}
+	if c.TLS.CA == "" || c.TLS.Cert == "" || c.TLS.Key == "" {
+		return bad("tls", "ca, cert and key are all required")
+	}
+	if _, err := time.LoadLocation(c.Timezone); err != nil {
+		return bad("timezone", "%q is not a known time zone", c.Timezone)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	if c.Limits.MaxBodyBytes <= 0 {
+		return bad("limits.max_body_bytes", "must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // station PCs (Windows) may have no zoneinfo
+
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/replication"
+	"github.com/stationsync/stationsync/replication/transport"
+)
+
+// Version is stamped at build time (-ldflags -X).
+var Version = "dev"
+
+// NewLogger returns the node's slog logger as the config asks.
+func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Daemon is one running node. New does no I/O; Open starts the pieces in
+// order; Close stops them in reverse and is safe to call twice.
+type Daemon struct {
+	cfg    Config
+	logger *slog.Logger
+	loc    *time.Location
+	token  string
+	start  time.Time
+
+	tls  *pki.TLS
+	tr   *transport.Transport
+	node *replication.Node
+	api  *http.Server
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	metrics *metrics
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns a daemon for cfg (already validated by LoadConfig).
+func New(cfg Config, logger *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", cfg.StationID)}
+}
+
+// Open starts the node: certificates, then the QUIC transport, then the
+// replication node (which forms or joins the cluster in the background),
+// then the local API.
+func (d *Daemon) Open() (err error) {
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.start = time.Now()
+	if d.loc, err = time.LoadLocation(d.cfg.Timezone); err != nil {
+		return fmt.Errorf("timezone: %w", err)
+	}
+	if d.cfg.APITokenFile != "" {
+		b, err := os.ReadFile(d.cfg.APITokenFile)
+		if err != nil {
+			return fmt.Errorf("api_token_file: %w", err)
+		}
+		if d.token = strings.TrimSpace(string(b)); d.token == "" {
+			return fmt.Errorf("api_token_file %s is empty", d.cfg.APITokenFile)
+		}
+	}
+	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+
+	// 1. Certificates: the node's identity must match the config.
+	d.tls, err = pki.LoadTLS(d.cfg.TLS.CA, d.cfg.TLS.Cert, d.cfg.TLS.Key)
+	if err != nil {
+		return fmt.Errorf("tls: %w", err)
+	}
+	id := d.tls.Identity()
+	if id.Role != pki.RoleStation || id.Station != d.cfg.StationID || id.Node != d.cfg.NodeID {
+		return fmt.Errorf("tls: certificate %s names %s %s/%s, but the config says station %s node %s",
+			d.cfg.TLS.Cert, id.Role, id.Station, id.Node, d.cfg.StationID, d.cfg.NodeID)
+	}
+
+	// 2. QUIC transport, and the node that registers its handlers on it.
+	d.tr, err = transport.New(transport.Config{
+		Listen:                d.cfg.Listen,
+		Advertise:             d.cfg.Advertise,
+		TLS:                   d.tls,
+		Station:               d.cfg.StationID,
+		StatelessResetKeyFile: filepath.Join(d.cfg.DataDir, "quic-reset.key"),
+		Logger:                d.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+	r := d.cfg.Raft
+	d.node = replication.New(replication.Config{
+		NodeID:             d.cfg.NodeID,
+		Station:            d.cfg.StationID,
+		DataDir:            d.cfg.DataDir,
+		Peers:              d.cfg.Peers,
+		Expect:             d.cfg.Expect,
+		HeartbeatTimeout:   time.Duration(r.HeartbeatTimeout),
+		ElectionTimeout:    time.Duration(r.ElectionTimeout),
+		LeaderLeaseTimeout: time.Duration(r.LeaderLeaseTimeout),
+		CommitTimeout:      time.Duration(r.CommitTimeout),
+		SnapshotInterval:   time.Duration(r.SnapshotInterval),
+		SnapshotThreshold:  r.SnapshotThreshold,
+		TrailingLogs:       r.TrailingLogs,
+		Logger:             d.logger,
+	}, d.tr)
+	if err := d.tr.Open(); err != nil {
+		return fmt.Errorf("transport: listen on %s: %w", d.cfg.Listen, err)
+	}
+
+	// 3. Replication: stores and raft.
+	if err := d.node.Open(); err != nil {
+		return err
+	}
+
+	// 4. Local API.
+	d.metrics = newMetrics(d)
+	d.ln, err = net.Listen("tcp", d.cfg.API)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", d.cfg.API, err)
+	}
+	d.api = &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.logger.Handler(), slog.LevelWarn),
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.api.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.logger.Error("api server", "error", err)
+		}
+	}()
+	d.logger.Info("stationsync node running", "version", Version, "api", d.APIURL(), "quic", d.tr.AdvertiseAddr())
+	return nil
+}
+
+// Run opens the daemon, waits for ctx to end, and closes it.
+func (d *Daemon) Run(ctx context.Context) error {
+	if err := d.Open(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return d.Close()
+}
+
+// Close stops the API, then the node, then the transport.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		var errs []error
+		if d.api != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := d.api.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("api shutdown: %w", err))
+			}
+			cancel()
+		}
+		d.wg.Wait()
+		if d.node != nil {
+			if err := d.node.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if d.tr != nil {
+			if err := d.tr.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("transport close: %w", err))
+			}
+		}
+		d.closeErr = errors.Join(errs...)
+		d.logger.Info("stationsync node stopped")
+	})
+	return d.closeErr
+}
+
+// APIURL is the base URL of the local API.
+func (d *Daemon) APIURL() string {
+	if d.ln == nil {
+		return ""
+	}
+	return "http://" + d.ln.Addr().String()
+}
+
+// Node returns the replication node (for tests and the demo).
+func (d *Daemon) Node() *replication.Node { return d.node }

@@ -1,0 +1,140 @@
+package records
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Case states (办件状态). The full lifecycle is completed by the domain
+// issue; a case starts as received.
+const (
+	StateReceived = "received"
+)
+
+// Event types. EventReceived is the first event of every case.
+const (
+	EventReceived = "received"
+)
+
+// Channels a case can arrive through.
+var caseChannels = map[string]bool{"window": true, "web": true, "mobile": true, "kiosk": true, "courier": true, "phone": true}
+
+// Applicant is the person or organisation a case is for. ID numbers and
+// phones are personal data: see Masked.
+type Applicant struct {
+	Kind       string `json:"kind"` // person | enterprise | organisation
+	Name       string `json:"name"`
+	CreditCode string `json:"credit_code,omitempty"`
+	IDType     string `json:"id_type,omitempty"`
+	IDNumber   string `json:"id_number,omitempty"`
+	Phone      string `json:"phone,omitempty"`
+}
+
+// Event is one immutable step of a case's lifecycle.
+type Event struct {
+	ID     string          `json:"id"`
+	CaseID string          `json:"case_id"`
+	Type   string          `json:"type"`
+	Actor  string          `json:"actor"`
+	At     time.Time       `json:"at"`
+	Node   string          `json:"node,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// Case is a handled case (办件): its identity, applicant, and events.
+// State is derived from the events.
+type Case struct {
+	ID         string     `json:"id"`
+	Station    string     `json:"station"`
+	ItemCode   string     `json:"item_code"`
+	Channel    string     `json:"channel"`
+	Actor      string     `json:"actor"`
+	Applicant  Applicant  `json:"applicant"`
+	Agent      *Applicant `json:"agent"`
+	Tolerance  bool       `json:"tolerance"`  // 容缺受理
+	Commitment bool       `json:"commitment"` // 告知承诺制
+	State      string     `json:"state"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Events     []Event    `json:"events"`
+}
+
+// Validate checks a new case as received from a client (before the node
+// assigns identity and timestamps).
+func (c *Case) Validate() error {
+	if c.ID != "" {
+		if len(c.ID) > 64 || strings.ContainsAny(c.ID, "/ \t\r\n") {
+			return Invalid("id", "must be at most 64 characters without spaces or '/'")
+		}
+	}
+	if strings.TrimSpace(c.ItemCode) == "" {
+		return Invalid("item_code", "is required")
+	}
+	if c.Channel == "" {
+		return Invalid("channel", "is required")
+	}
+	if !caseChannels[c.Channel] {
+		return Invalid("channel", "%q is not one of window, web, mobile, kiosk, courier, phone", c.Channel)
+	}
+	if strings.TrimSpace(c.Actor) == "" {
+		return Invalid("actor", "is required (the clerk who received the case)")
+	}
+	if err := c.Applicant.validate("applicant"); err != nil {
+		return err
+	}
+	if c.Agent != nil {
+		if err := c.Agent.validate("agent"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Applicant) validate(field string) error {
+	switch a.Kind {
+	case "person", "enterprise", "organisation":
+	case "":
+		return Invalid(field+".kind", "is required (person, enterprise or organisation)")
+	default:
+		return Invalid(field+".kind", "%q is not one of person, enterprise, organisation", a.Kind)
+	}
+	if strings.TrimSpace(a.Name) == "" {
+		return Invalid(field+".name", "is required")
+	}
+	return nil
+}
+
+// Masked returns a copy of the case with personal data masked for display
+// and export: ID numbers keep the first 6 and last 4 characters, phones the
+// first 3 and last 4.
+func (c Case) Masked() Case {
+	c.Applicant = c.Applicant.masked()
+	if c.Agent != nil {
+		a := c.Agent.masked()
+		c.Agent = &a
+	}
+	return c
+}
+
+func (a Applicant) masked() Applicant {
+	a.IDNumber = MaskID(a.IDNumber)
+	a.Phone = MaskPhone(a.Phone)
+	return a
+}
+
+// MaskID masks an ID number: 320507********1234.
+func MaskID(s string) string { return maskMiddle(s, 6, 4) }
+
+// MaskPhone masks a phone number: 139****5678.
+func MaskPhone(s string) string { return maskMiddle(s, 3, 4) }
+
+func maskMiddle(s string, head, tail int) string {
+	r := []rune(s)
+	if len(r) <= head+tail {
+		return strings.Repeat("*", len(r))
+	}
+	for i := head; i < len(r)-tail; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}

@@ -1,0 +1,118 @@
+package records
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Item origins: district items are owned and versioned by the district
+// center; local items are the station's own additions (个性化).
+const (
+	OriginDistrict = "district"
+	OriginLocal    = "local"
+)
+
+// ItemType is an item's type (事项类型): code and name. The name is kept
+// because provinces number types differently.
+type ItemType struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+}
+
+// Limit is a time limit (办结时限): a value and its unit.
+type Limit struct {
+	Value int    `json:"value"`
+	Unit  string `json:"unit"`
+}
+
+// Material is one required application material (申请材料).
+type Material struct {
+	Name      string `json:"name"`
+	Issuer    string `json:"issuer,omitempty"`
+	Required  bool   `json:"required"`
+	Originals int    `json:"originals"`
+	Copies    int    `json:"copies"`
+}
+
+// Item is a service item (政务服务事项) of the station's item list.
+// The full GB/T 39046 field set is completed by the domain issue; the
+// fields here are the ones every node already replicates.
+type Item struct {
+	Code          string     `json:"code"`
+	Name          string     `json:"name"`
+	Type          ItemType   `json:"type"`
+	Basis         string     `json:"basis,omitempty"`
+	LegalLimit    *Limit     `json:"legal_limit,omitempty"`
+	PromisedLimit *Limit     `json:"promised_limit,omitempty"`
+	Instant       bool       `json:"instant"`
+	Objects       []int      `json:"objects,omitempty"`
+	Materials     []Material `json:"materials,omitempty"`
+	Origin        string     `json:"origin"`
+	Version       uint64     `json:"version"`
+}
+
+// knownTypes are the national item type codes (DOMAIN.md); 11+ and 21+ are
+// local extensions and accepted too.
+var knownTypes = map[string]string{
+	"01": "行政许可", "02": "行政处罚", "03": "行政强制", "04": "行政征收",
+	"05": "行政给付", "06": "行政检查", "07": "行政确认", "08": "行政奖励",
+	"09": "行政裁决", "10": "其他", "20": "公共服务",
+}
+
+// TypeName returns the national name of a type code, or "" if the code is
+// not a national one.
+func TypeName(code string) string { return knownTypes[code] }
+
+// Validate checks an item for storage. It names the first bad field.
+func (it *Item) Validate() error {
+	if strings.TrimSpace(it.Code) == "" {
+		return Invalid("code", "is required")
+	}
+	if utf8.RuneCountInString(it.Code) > 64 || strings.ContainsAny(it.Code, "/ \t\r\n") {
+		return Invalid("code", "%q must be at most 64 characters without spaces or '/'", it.Code)
+	}
+	if strings.TrimSpace(it.Name) == "" {
+		return Invalid("name", "is required")
+	}
+	if it.Type.Code == "" {
+		return Invalid("type.code", "is required")
+	}
+	if _, ok := knownTypes[it.Type.Code]; !ok && !isLocalType(it.Type.Code) {
+		return Invalid("type.code", "%q is not a known item type (01-10, 20, or local 11+/21+)", it.Type.Code)
+	}
+	switch it.Origin {
+	case OriginDistrict, OriginLocal:
+	default:
+		return Invalid("origin", "must be %q or %q, got %q", OriginDistrict, OriginLocal, it.Origin)
+	}
+	for name, l := range map[string]*Limit{"legal_limit": it.LegalLimit, "promised_limit": it.PromisedLimit} {
+		if l == nil {
+			continue
+		}
+		if l.Value <= 0 {
+			return Invalid(name+".value", "must be positive, got %d", l.Value)
+		}
+		switch l.Unit {
+		case "working_days", "days", "hours":
+		default:
+			return Invalid(name+".unit", "must be working_days, days or hours, got %q", l.Unit)
+		}
+	}
+	for i, m := range it.Materials {
+		if strings.TrimSpace(m.Name) == "" {
+			return Invalid("materials["+strconv.Itoa(i)+"].name", "is required")
+		}
+	}
+	return nil
+}
+
+// isLocalType reports whether code is a two-digit local extension type
+// (11-19 or 21-99).
+func isLocalType(code string) bool {
+	if len(code) != 2 || code[0] < '0' || code[0] > '9' || code[1] < '0' || code[1] > '9' {
+		return false
+	}
+	n := int(code[0]-'0')*10 + int(code[1]-'0')
+	return (n >= 11 && n <= 19) || n >= 21
+}

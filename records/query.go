@@ -1,0 +1,104 @@
+package records
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// GetItem returns the item with code, or a not-found error.
+func GetItem(r Reader, code string) (Item, error) {
+	var it *Item
+	if err := getJSON(r, prefixItem+code, &it); err != nil {
+		return Item{}, err
+	}
+	if it == nil {
+		return Item{}, NotFound("item %q not found", code)
+	}
+	return *it, nil
+}
+
+// ListItems returns the whole item list in code order.
+func ListItems(r Reader) ([]Item, error) {
+	items := []Item{}
+	err := r.Scan(prefixItem, "", func(_ string, v []byte) (bool, error) {
+		var it Item
+		if err := json.Unmarshal(v, &it); err != nil {
+			return false, fmt.Errorf("decode item: %w", err)
+		}
+		items = append(items, it)
+		return true, nil
+	})
+	return items, err
+}
+
+// GetCase returns the case with id, or a not-found error.
+func GetCase(r Reader, id string) (Case, error) {
+	var c *Case
+	if err := getJSON(r, prefixCase+id, &c); err != nil {
+		return Case{}, err
+	}
+	if c == nil {
+		return Case{}, NotFound("case %q not found", id)
+	}
+	return *c, nil
+}
+
+// CaseQuery filters and pages a case listing.
+type CaseQuery struct {
+	Month    string         // YYYY-MM in Location; empty: all
+	Location *time.Location // the district's time zone for Month
+	ItemCode string
+	State    string
+	After    string // case id to continue after (the previous page's next)
+	Limit    int
+}
+
+// CasePage is one page of a case listing; Next is empty on the last page.
+type CasePage struct {
+	Cases []Case `json:"cases"`
+	Next  string `json:"next"`
+}
+
+// ListCases lists cases in id order (ids sort by creation time).
+func ListCases(r Reader, q CaseQuery) (CasePage, error) {
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 100
+	}
+	var from, to time.Time
+	if q.Month != "" {
+		loc := q.Location
+		if loc == nil {
+			loc = time.UTC
+		}
+		m, err := time.ParseInLocation("2006-01", q.Month, loc)
+		if err != nil {
+			return CasePage{}, Invalid("month", "%q is not YYYY-MM", q.Month)
+		}
+		from, to = m, m.AddDate(0, 1, 0)
+	}
+	page := CasePage{Cases: []Case{}}
+	after := ""
+	if q.After != "" {
+		after = prefixCase + q.After
+	}
+	err := r.Scan(prefixCase, after, func(key string, v []byte) (bool, error) {
+		var c Case
+		if err := json.Unmarshal(v, &c); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		if q.ItemCode != "" && c.ItemCode != q.ItemCode || q.State != "" && c.State != q.State {
+			return true, nil
+		}
+		if !from.IsZero() && (c.CreatedAt.Before(from) || !c.CreatedAt.Before(to)) {
+			return true, nil
+		}
+		if len(page.Cases) == q.Limit {
+			page.Next = page.Cases[len(page.Cases)-1].ID
+			return false, nil
+		}
+		page.Cases = append(page.Cases, c)
+		return true, nil
+	})
+	return page, err
+}

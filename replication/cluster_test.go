@@ -1,0 +1,454 @@
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/replication/transport"
+)
+
+// testCluster is a station of in-process nodes over the real QUIC
+// transport on loopback, with real badger stores on disk.
+type testCluster struct {
+	t       *testing.T
+	station string
+	caDir   string
+	nodes   []*testNode
+	tune    func(*Config)
+}
+
+type testNode struct {
+	id      string
+	dir     string
+	addr    string
+	station string
+	peers   []string
+	tr      *transport.Transport
+	n       *Node
+}
+
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("STATIONSYNC_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newTestCluster(t *testing.T, n int, tune func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, station: "XC-IP-01", caDir: filepath.Join(t.TempDir(), "ca"), tune: tune}
+	if err := pki.InitCA(c.caDir); err != nil {
+		t.Fatal(err)
+	}
+	var addrs []string
+	for i := 0; i < n; i++ {
+		addrs = append(addrs, freeUDPAddr(t))
+	}
+	for i := 0; i < n; i++ {
+		c.nodes = append(c.nodes, c.newNode(fmt.Sprintf("pc-%d", i+1), c.station, addrs[i], addrs))
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	t.Cleanup(func() {
+		for i := range c.nodes {
+			c.stop(i)
+		}
+	})
+	return c
+}
+
+func (c *testCluster) newNode(id, station, addr string, peers []string) *testNode {
+	dir := filepath.Join(c.t.TempDir(), id)
+	if err := pki.Issue(c.caDir, pki.Identity{Role: pki.RoleStation, Station: station, Node: id}, dir, 24*time.Hour); err != nil {
+		c.t.Fatal(err)
+	}
+	return &testNode{id: id, dir: dir, addr: addr, station: station, peers: peers}
+}
+
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	tn := c.nodes[i]
+	tl, err := pki.LoadTLS(filepath.Join(tn.dir, "ca.crt"), filepath.Join(tn.dir, "node.crt"), filepath.Join(tn.dir, "node.key"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	logger := testLogger(c.t).With("node", tn.id)
+	tn.tr, err = transport.New(transport.Config{
+		Listen: tn.addr, TLS: tl, Station: tn.station,
+		StatelessResetKeyFile: filepath.Join(tn.dir, "reset.key"), Logger: logger,
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg := Config{NodeID: tn.id, Station: tn.station, DataDir: filepath.Join(tn.dir, "data"), Peers: tn.peers, Expect: len(tn.peers), Logger: logger}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	tn.n = New(cfg, tn.tr)
+	if err := tn.tr.Open(); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := tn.n.Open(); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testCluster) stop(i int) {
+	tn := c.nodes[i]
+	if tn.n == nil {
+		return
+	}
+	if err := tn.n.Close(); err != nil {
+		c.t.Errorf("close %s: %v", tn.id, err)
+	}
+	tn.tr.Close()
+	tn.n, tn.tr = nil, nil
+}
+
+// waitLeader waits until every running node names the same leader and
+// returns its index.
+func (c *testCluster) waitLeader() int {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		leader, agree := "", true
+		for _, tn := range c.nodes {
+			if tn.n == nil {
+				continue
+			}
+			s := tn.n.Status()
+			if s.Leader == "" || (leader != "" && s.Leader != leader) {
+				agree = false
+				break
+			}
+			leader = s.Leader
+		}
+		if agree && leader != "" {
+			for i, tn := range c.nodes {
+				if tn.id == leader && tn.n != nil {
+					return i
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("no agreed leader within 20 s")
+	return -1
+}
+
+func (c *testCluster) follower(leader int) int {
+	for i, tn := range c.nodes {
+		if i != leader && tn.n != nil {
+			return i
+		}
+	}
+	c.t.Fatal("no running follower")
+	return -1
+}
+
+func ctx(t *testing.T) context.Context {
+	cx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	t.Cleanup(cancel)
+	return cx
+}
+
+func putItem(t *testing.T, n *Node, code string) {
+	t.Helper()
+	it := records.Item{Code: code, Name: "企业开办", Type: records.ItemType{Code: "20", Name: "公共服务"}, Origin: records.OriginLocal}
+	res, err := n.Submit(ctx(t), []records.Op{{Kind: records.OpPutItem, Item: &it}})
+	if err != nil || res[0].Error != nil {
+		t.Fatalf("put item: %v %+v", err, res)
+	}
+}
+
+func newCase(id string) records.Op {
+	c := records.Case{ID: id, ItemCode: "XC-L-0001", Channel: "window", Actor: "clerk-07",
+		Applicant: records.Applicant{Kind: "person", Name: "张三", IDNumber: "320507199001011234"}}
+	records.PrepareCase(&c, "XC-IP-01", "test", time.Now())
+	return records.Op{Kind: records.OpCreateCase, Case: &c}
+}
+
+func createCase(n *Node, cx context.Context, id string) error {
+	res, err := n.Submit(cx, []records.Op{newCase(id)})
+	if err != nil {
+		return err
+	}
+	if res[0].Error != nil {
+		return res[0].Error
+	}
+	return nil
+}
+
+func hasCase(n *Node, id string) bool {
+	err := n.View(func(r records.Reader) error { _, err := records.GetCase(r, id); return err })
+	return err == nil
+}
+
+func caseCount(t *testing.T, n *Node) int {
+	t.Helper()
+	total, after := 0, ""
+	for {
+		var page records.CasePage
+		err := n.View(func(r records.Reader) (err error) {
+			page, err = records.ListCases(r, records.CaseQuery{After: after, Limit: 1000})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(page.Cases)
+		if page.Next == "" {
+			return total
+		}
+		after = page.Next
+	}
+}
+
+// eventually polls cond until it holds or 20 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestClusterWritesSurviveLeaderLoss(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+
+	// A case written to a follower is forwarded, and readable on that
+	// follower as soon as the write returns.
+	f := c.follower(leader)
+	if err := createCase(c.nodes[f].n, ctx(t), "case-follower"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasCase(c.nodes[f].n, "case-follower") {
+		t.Fatal("follower answered before the case was applied there")
+	}
+	for _, tn := range c.nodes {
+		eventually(t, "the case is on "+tn.id, func() bool { return hasCase(tn.n, "case-follower") })
+	}
+
+	// Concurrent writes on every node; remember what was acknowledged.
+	acked := writeConcurrently(t, c, "before", 60)
+	if len(acked) != 60 {
+		t.Fatalf("only %d of 60 writes acknowledged with a healthy cluster", len(acked))
+	}
+
+	c.stop(leader)
+	newLeader := c.waitLeader()
+	if newLeader == leader {
+		t.Fatal("stopped node still leader")
+	}
+	for _, id := range acked {
+		for i, tn := range c.nodes {
+			if tn.n != nil && !hasCase(tn.n, id) {
+				eventually(t, fmt.Sprintf("acknowledged case %s is on %s", id, c.nodes[i].id), func() bool { return hasCase(tn.n, id) })
+			}
+		}
+	}
+	after := writeConcurrently(t, c, "after", 20)
+	if len(after) != 20 {
+		t.Fatalf("only %d of 20 writes acknowledged after failover", len(after))
+	}
+
+	// The old leader comes back and catches up.
+	c.start(leader)
+	want := caseCount(t, c.nodes[newLeader].n)
+	eventually(t, "the restarted node caught up", func() bool {
+		return caseCount(t, c.nodes[leader].n) == want &&
+			c.nodes[leader].n.Status().Seq == c.nodes[newLeader].n.Status().Seq
+	})
+}
+
+// writeConcurrently creates n cases spread over the running nodes, all at
+// once, and returns the ids whose writes were acknowledged.
+func writeConcurrently(t *testing.T, c *testCluster, prefix string, n int) []string {
+	var running []*Node
+	for _, tn := range c.nodes {
+		if tn.n != nil {
+			running = append(running, tn.n)
+		}
+	}
+	var mu sync.Mutex
+	var acked []string
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("%s-%03d", prefix, i)
+			if err := createCase(running[i%len(running)], ctx(t), id); err != nil {
+				t.Logf("write %s: %v", id, err)
+				return
+			}
+			mu.Lock()
+			acked = append(acked, id)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
+func TestGroupCommitBatchesConcurrentWrites(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	ln := c.nodes[leader].n
+	before := ln.Status().EntriesApplied
+	const writes = 64
+	acked := writeConcurrently(t, &testCluster{nodes: []*testNode{c.nodes[leader]}}, "gc", writes)
+	if len(acked) != writes {
+		t.Fatalf("%d of %d writes acknowledged", len(acked), writes)
+	}
+	entries := ln.Status().EntriesApplied - before
+	t.Logf("%d concurrent writes travelled in %d raft entries", writes, entries)
+	if entries >= writes {
+		t.Fatalf("%d concurrent writes took %d raft entries: no group commit", writes, entries)
+	}
+}
+
+func TestRestartAppliesNothingTwice(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	writeConcurrently(t, c, "r", 30)
+	for _, tn := range c.nodes {
+		eventually(t, tn.id+" has every case", func() bool { return caseCount(t, tn.n) == 30 })
+	}
+	seqs := map[string]uint64{}
+	for i, tn := range c.nodes {
+		seqs[tn.id] = tn.n.Status().Seq
+		c.stop(i)
+	}
+	for i := range c.nodes {
+		c.start(i)
+	}
+	c.waitLeader()
+	// A new leader commits a no-op, after which every node has seen the
+	// whole log again.
+	for _, tn := range c.nodes {
+		eventually(t, tn.id+" applied up to the commit index", func() bool {
+			s := tn.n.Status()
+			return s.CommitIndex > 0 && s.AppliedIndex >= s.CommitIndex
+		})
+		s := tn.n.Status()
+		if s.EntriesApplied != 0 {
+			t.Errorf("%s re-applied %d entries after a restart", tn.id, s.EntriesApplied)
+		}
+		if s.Seq != seqs[tn.id] {
+			t.Errorf("%s feed seq %d after restart, %d before", tn.id, s.Seq, seqs[tn.id])
+		}
+		if n := caseCount(t, tn.n); n != 30 {
+			t.Errorf("%s has %d cases after restart, want 30", tn.id, n)
+		}
+	}
+}
+
+func TestLaggingNodeCatchesUpFromSnapshot(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.TrailingLogs = 4
+		cfg.SnapshotThreshold = 8
+		cfg.SnapshotInterval = time.Hour
+	})
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	lag := c.follower(leader)
+	c.stop(lag)
+	for i := 0; i < 40; i++ {
+		if err := createCase(c.nodes[leader].n, ctx(t), fmt.Sprintf("s-%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.nodes[leader].n.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.nodes[leader].n.logs.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first <= 10 {
+		t.Fatalf("log not truncated after snapshot: first index %d", first)
+	}
+	c.start(lag)
+	eventually(t, "the lagging node installed the snapshot and caught up", func() bool {
+		return caseCount(t, c.nodes[lag].n) == 40 && c.nodes[lag].n.Status().Seq == c.nodes[leader].n.Status().Seq
+	})
+}
+
+func TestOtherStationCannotJoin(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.waitLeader()
+	// Same CA, another station, the cluster's addresses as static peers.
+	var peers []string
+	for _, tn := range c.nodes {
+		peers = append(peers, tn.addr)
+	}
+	intruder := c.newNode("pc-9", "XC-IP-02", freeUDPAddr(t), peers)
+	c.nodes = append(c.nodes, intruder)
+	c.start(len(c.nodes) - 1)
+	// Give it several formation rounds.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, tn := range c.nodes[:3] {
+			for _, m := range tn.n.Status().Members {
+				if m.ID == "pc-9" {
+					t.Fatalf("a node of another station joined the cluster: %+v", m)
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := len(c.nodes[0].n.Status().Members); got != 3 {
+		t.Fatalf("cluster has %d members, want 3", got)
+	}
+}
+
+func TestEnvelopeVersions(t *testing.T) {
+	if _, err := decodeEnvelope([]byte(`{"v":2,"ops":[]}`)); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("v2 envelope: got %v, want ErrUnknownVersion", err)
+	}
+	if _, err := decodeEnvelope([]byte(`{"ops":[]}`)); !errors.Is(err, ErrUnknownVersion) {
+		t.Fatalf("envelope without version: got %v, want ErrUnknownVersion", err)
+	}
+	b, err := encodeEnvelope(envelope{Ops: []records.Op{newCase("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	json.Unmarshal(b, &raw)
+	if string(raw["v"]) != "1" {
+		t.Fatalf("encoded version %s, want 1", raw["v"])
+	}
+	if _, err := decodeEnvelope(b); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,246 @@
+package replication
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/replication/transport"
+)
+
+// Group commit. One raft entry costs the leader an fsync, a round trip and
+// a follower fsync whatever its size, so concurrent writes are gathered
+// into one entry: while maxInflight entries are on their way, new requests
+// queue and travel together in the next one. The FSM applies an entry (and
+// the entries raft hands it together) in one badger transaction.
+const (
+	maxInflight   = 4
+	maxBatchOps   = 256
+	maxBatchBytes = 128 << 10 // stays well inside one badger transaction
+	maxWriteBytes = 64 << 10  // one request's ops
+)
+
+type request struct {
+	ops   []records.Op
+	size  int
+	done  chan response
+	local bool // submitted on the leader (local or forwarded): apply, never forward
+}
+
+type response struct {
+	results []Result
+	err     error
+}
+
+// Submit applies ops through the cluster and returns one result per op once
+// they are committed and applied on this node. On a follower the ops are
+// forwarded to the leader. Domain errors come back in the results; the
+// error return is for the write as a whole (no leader, closed, too large).
+func (n *Node) Submit(ctx context.Context, ops []records.Op) ([]Result, error) {
+	return n.submit(ctx, ops, false)
+}
+
+func (n *Node) submitLocal(ctx context.Context, ops []records.Op) ([]Result, error) {
+	return n.submit(ctx, ops, true)
+}
+
+func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Result, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return nil, fmt.Errorf("encode ops: %w", err)
+	}
+	if len(b) > maxWriteBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(b), maxWriteBytes)
+	}
+	req := &request{ops: ops, size: len(b), done: make(chan response, 1), local: local}
+	select {
+	case n.submitC <- req:
+	case <-n.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.done:
+		return r.results, r.err
+	case <-n.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// runBatcher gathers queued requests into batches and hands each batch to
+// its own goroutine, at most maxInflight at a time. A request that does
+// not fit the batch being gathered starts the next one.
+func (n *Node) runBatcher() {
+	defer n.wg.Done()
+	sem := make(chan struct{}, maxInflight)
+	var carry *request
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-n.closing:
+			return // waiting submitters see closing too
+		}
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-n.submitC:
+			case <-n.closing:
+				return
+			}
+		}
+		batch := []*request{first}
+		ops, size := len(first.ops), first.size
+	gather:
+		for ops < maxBatchOps && size < maxBatchBytes {
+			select {
+			case r := <-n.submitC:
+				if ops+len(r.ops) > maxBatchOps || size+r.size > maxBatchBytes || r.local != first.local {
+					carry = r
+					break gather
+				}
+				batch = append(batch, r)
+				ops += len(r.ops)
+				size += r.size
+			default:
+				break gather
+			}
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-sem }()
+			n.commit(batch)
+		}()
+	}
+}
+
+// commit writes one batch: as a raft entry on the leader, or forwarded to
+// the leader from a follower.
+func (n *Node) commit(batch []*request) {
+	var ops []records.Op
+	for _, r := range batch {
+		ops = append(ops, r.ops...)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var results []Result
+	var err error
+	if batch[0].local {
+		results, err = n.applyLeader(ops)
+	} else {
+		results, err = n.applyAnywhere(ctx, ops)
+	}
+	if err == nil && len(results) != len(ops) {
+		err = fmt.Errorf("internal: %d results for %d ops", len(results), len(ops))
+	}
+	i := 0
+	for _, r := range batch {
+		if err != nil {
+			r.done <- response{err: err}
+			continue
+		}
+		r.done <- response{results: results[i : i+len(r.ops)]}
+		i += len(r.ops)
+	}
+}
+
+// applyLeader appends ops as one raft entry; only the leader may.
+func (n *Node) applyLeader(ops []records.Op) ([]Result, error) {
+	env := envelope{Ops: ops}
+	if n.fsm.clusterID.Load().(string) == "" {
+		env.Init = &initCommand{ClusterID: newClusterID()}
+	}
+	data, err := encodeEnvelope(env)
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: leadership changed during the write (%v); retry with the same id", ErrNoLeader, err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	results, ok := f.Response().([]Result)
+	if !ok {
+		return nil, fmt.Errorf("internal: unexpected apply response %T", f.Response())
+	}
+	return results, nil
+}
+
+// applyAnywhere applies ops on the leader, whoever it is: here, or
+// forwarded over QUIC. A follower answers once the entry is applied here
+// too, so a clerk reads back what was just written on the same PC.
+func (n *Node) applyAnywhere(ctx context.Context, ops []records.Op) ([]Result, error) {
+	for {
+		if n.raft.State() == raft.Leader {
+			return n.applyLeader(ops)
+		}
+		addr, _ := n.raft.LeaderWithID()
+		if addr != "" {
+			results, retry, err := n.forward(ctx, string(addr), ops)
+			if err == nil {
+				if len(results) > 0 {
+					if err := n.fsm.waitApplied(ctx, results[len(results)-1].Index); err != nil {
+						return nil, err
+					}
+				}
+				return results, nil
+			}
+			if !retry {
+				return nil, err
+			}
+			n.logger.Debug("forward to leader", "leader", addr, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w within %s", ErrNoLeader, n.cfg.ApplyTimeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// forward sends ops to the leader. retry says the ops were certainly not
+// applied (nothing was sent, or the peer was not the leader), so trying
+// again cannot double them.
+func (n *Node) forward(ctx context.Context, addr string, ops []records.Op) ([]Result, bool, error) {
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	c, _, err := n.tr.Dial(dctx, addr, transport.KindRPC)
+	cancel()
+	if err != nil {
+		return nil, true, err
+	}
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	resp, err := call(c, rpcRequest{Method: rpcApply, Ops: ops}, deadline)
+	if err != nil {
+		return nil, false, fmt.Errorf("forward to leader %s: %w", addr, err)
+	}
+	switch resp.Code {
+	case "":
+		return resp.Results, false, nil
+	case "not_leader":
+		return nil, true, errors.New(resp.Error)
+	default:
+		return nil, false, fmt.Errorf("leader %s: %s", addr, resp.Error)
+	}
+}

@@ -1,0 +1,62 @@
+package replication
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/stationsync/stationsync/records"
+)
+
+// Command envelope versions. History:
+//
+//	1 (2026-11): {"v":1,"ops":[...]} or {"v":1,"init":{"cluster_id":...}}
+const (
+	envelopeMinVersion = 1
+	envelopeMaxVersion = 1
+)
+
+// ErrUnknownVersion is returned for a command or message whose format
+// version this binary does not understand (a newer node in a mixed
+// cluster). It is never ignored silently: the FSM stops on it.
+var ErrUnknownVersion = errors.New("unknown format version")
+
+// envelope is one raft log entry: a batch of ops (group commit) or the
+// cluster's init command.
+type envelope struct {
+	V    int          `json:"v"`
+	Init *initCommand `json:"init,omitempty"`
+	Ops  []records.Op `json:"ops,omitempty"`
+}
+
+// initCommand names a new cluster. It is applied once, by the first leader.
+type initCommand struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+func encodeEnvelope(e envelope) ([]byte, error) {
+	e.V = envelopeMaxVersion
+	return json.Marshal(e)
+}
+
+func decodeEnvelope(b []byte) (envelope, error) {
+	var e envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("decode command: %w", err)
+	}
+	if e.V < envelopeMinVersion || e.V > envelopeMaxVersion {
+		return e, fmt.Errorf("command version %d (this node understands %d..%d): %w", e.V, envelopeMinVersion, envelopeMaxVersion, ErrUnknownVersion)
+	}
+	return e, nil
+}
+
+// Result is the outcome of one op, in the order the ops were submitted.
+type Result struct {
+	// Status is "applied", "repeat" (an id seen before: nothing changed)
+	// or "error".
+	Status string          `json:"status"`
+	Error  *records.Error  `json:"error,omitempty"`
+	Value  json.RawMessage `json:"value,omitempty"`
+	// Index is the raft index the op was committed at.
+	Index uint64 `json:"index"`
+}

@@ -1,0 +1,389 @@
+package replication
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+
+	"github.com/stationsync/stationsync/records"
+)
+
+// Keys of the replicated state beside the domain keys of package records.
+// "~" sorts after every domain prefix.
+var (
+	keyApplied   = []byte("~meta/applied")    // last applied raft index, 8 bytes BE
+	keySeq       = []byte("~meta/seq")        // last feed seq, 8 bytes BE
+	keyClusterID = []byte("~meta/cluster_id") // set once by the init command
+	prefixFeed   = []byte("~feed/")           // + 8 bytes BE seq -> FeedChange JSON
+)
+
+// FeedChange is one entry of the change feed: a gapless sequence number in
+// the station and the change it records.
+type FeedChange struct {
+	Seq   uint64 `json:"seq"`
+	Index uint64 `json:"index"` // raft index it was committed at
+	records.Change
+}
+
+// fsm is the raft state machine. Its state lives in badger; the last
+// applied index and the feed sequence are written in the same transaction
+// as the changes they cover, so after a restart no entry is applied twice
+// and none is lost.
+type fsm struct {
+	db     *badger.DB
+	logger *slog.Logger
+
+	applied   atomic.Uint64 // last applied raft index
+	seq       atomic.Uint64 // last feed seq
+	clusterID atomic.Value  // string
+	// entriesApplied counts entries applied (not skipped) since open:
+	// a restart that replays nothing leaves it at zero.
+	entriesApplied atomic.Uint64
+
+	mu       sync.Mutex
+	appliedC chan struct{} // closed and replaced on every apply
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+func newFSM(db *badger.DB, logger *slog.Logger) (*fsm, error) {
+	f := &fsm{db: db, logger: logger, appliedC: make(chan struct{})}
+	if err := f.loadMeta(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *fsm) loadMeta() error {
+	return f.db.View(func(txn *badger.Txn) error {
+		applied, err := getUint64(txn, keyApplied)
+		if err != nil {
+			return err
+		}
+		seq, err := getUint64(txn, keySeq)
+		if err != nil {
+			return err
+		}
+		id, err := getBytes(txn, keyClusterID)
+		if err != nil {
+			return err
+		}
+		f.applied.Store(applied)
+		f.seq.Store(seq)
+		f.clusterID.Store(string(id))
+		return nil
+	})
+}
+
+// Apply applies one log entry.
+func (f *fsm) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies the entries raft committed together in one badger
+// transaction. If they do not fit one transaction it applies them again,
+// one transaction per entry (the discarded attempt wrote nothing, and
+// applying is deterministic).
+func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	out, err := f.applyBatchTxn(logs)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(logs) > 1 {
+		out = out[:0]
+		for _, l := range logs {
+			r, err := f.applyBatchTxn([]*raft.Log{l})
+			if err != nil {
+				f.fatal(l.Index, err)
+			}
+			out = append(out, r...)
+		}
+		return out
+	}
+	if err != nil {
+		f.fatal(logs[len(logs)-1].Index, err)
+	}
+	return out
+}
+
+// fatal stops the process: the state machine cannot skip an entry without
+// diverging from its peers, and after a restart it resumes at the last
+// entry that was durably applied.
+func (f *fsm) fatal(index uint64, err error) {
+	f.logger.Error("cannot apply raft entry; stopping so a restart resumes from the last durable entry", "index", index, "error", err)
+	panic(fmt.Sprintf("stationsync: apply raft entry %d: %v", index, err))
+}
+
+func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
+	out := make([]any, len(logs))
+	txn := f.db.NewTransaction(true)
+	defer txn.Discard()
+	applied, seq := f.applied.Load(), f.seq.Load()
+	clusterID := f.clusterID.Load().(string)
+	n := 0
+	for i, l := range logs {
+		if l.Index <= applied {
+			continue // applied before a restart: never twice
+		}
+		applied = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		n++
+		env, err := decodeEnvelope(l.Data)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+		if env.Init != nil {
+			if clusterID == "" {
+				clusterID = env.Init.ClusterID
+				if err := txn.Set(keyClusterID, []byte(clusterID)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		st := txnState{txn}
+		results := make([]Result, len(env.Ops))
+		for j, op := range env.Ops {
+			value, change, err := records.Apply(st, op)
+			if err != nil {
+				de, ok := records.AsError(err)
+				if !ok {
+					return nil, fmt.Errorf("entry %d op %d: %w", l.Index, j, err)
+				}
+				results[j] = Result{Status: "error", Error: de, Index: l.Index}
+				continue
+			}
+			v, err := json.Marshal(value)
+			if err != nil {
+				return nil, fmt.Errorf("entry %d op %d: encode result: %w", l.Index, j, err)
+			}
+			results[j] = Result{Status: "repeat", Value: v, Index: l.Index}
+			if change == nil {
+				continue
+			}
+			results[j].Status = "applied"
+			seq++
+			fc, err := json.Marshal(FeedChange{Seq: seq, Index: l.Index, Change: *change})
+			if err != nil {
+				return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", l.Index, j, err)
+			}
+			if err := txn.Set(feedKey(seq), fc); err != nil {
+				return nil, err
+			}
+		}
+		out[i] = results
+	}
+	if err := txn.Set(keyApplied, u64(applied)); err != nil {
+		return nil, err
+	}
+	if err := txn.Set(keySeq, u64(seq)); err != nil {
+		return nil, err
+	}
+	if err := txn.Commit(); err != nil {
+		return nil, fmt.Errorf("commit entries up to %d: %w", applied, err)
+	}
+	f.applied.Store(applied)
+	f.seq.Store(seq)
+	f.clusterID.Store(clusterID)
+	f.entriesApplied.Add(uint64(n))
+	f.notify()
+	return out, nil
+}
+
+func (f *fsm) notify() {
+	f.mu.Lock()
+	close(f.appliedC)
+	f.appliedC = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// waitApplied waits until the entry at index is applied on this node.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.Lock()
+		c := f.appliedC
+		f.mu.Unlock()
+		if f.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-c:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for entry %d to apply on this node (applied %d): %w", index, f.applied.Load(), ctx.Err())
+		}
+	}
+}
+
+// Snapshot opens a read-only transaction now, so the snapshot is the state
+// at this point even while Persist runs concurrently with new applies.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{txn: f.db.NewTransaction(false)}, nil
+}
+
+// Snapshot format, version 1: the magic line, then for every key
+// uvarint(len key) key uvarint(len value) value, then uvarint(0).
+const snapshotMagic = "stationsync-snapshot v1\n"
+
+type fsmSnapshot struct{ txn *badger.Txn }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	err := s.write(sink)
+	if err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.WriteString(snapshotMagic); err != nil {
+		return err
+	}
+	it := s.txn.NewIterator(badger.DefaultIteratorOptions)
+	defer it.Close()
+	var lb [binary.MaxVarintLen64]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		k := item.Key()
+		n := binary.PutUvarint(lb[:], uint64(len(k)))
+		bw.Write(lb[:n])
+		bw.Write(k)
+		err := item.Value(func(v []byte) error {
+			n := binary.PutUvarint(lb[:], uint64(len(v)))
+			bw.Write(lb[:n])
+			_, err := bw.Write(v)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	bw.WriteByte(0)
+	return bw.Flush()
+}
+
+func (s *fsmSnapshot) Release() { s.txn.Discard() }
+
+// Restore replaces the whole state with a snapshot (a node that fell too
+// far behind, or a new node).
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 64<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {
+		return fmt.Errorf("restore snapshot: not a stationsync v1 snapshot: %w", ErrUnknownVersion)
+	}
+	if err := f.db.DropAll(); err != nil {
+		return fmt.Errorf("restore snapshot: clear state: %w", err)
+	}
+	wb := f.db.NewWriteBatch()
+	defer wb.Cancel()
+	for {
+		kl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		if kl == 0 {
+			break
+		}
+		k := make([]byte, kl)
+		if _, err := io.ReadFull(br, k); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		vl, err := binary.ReadUvarint(br)
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		v := make([]byte, vl)
+		if _, err := io.ReadFull(br, v); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		if err := wb.Set(k, v); err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if err := f.db.Sync(); err != nil {
+		return fmt.Errorf("restore snapshot: sync: %w", err)
+	}
+	if err := f.loadMeta(); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.notify()
+	return nil
+}
+
+// txnState adapts a badger transaction to records.State.
+type txnState struct{ txn *badger.Txn }
+
+func (s txnState) Get(key string) ([]byte, error) { return getBytes(s.txn, []byte(key)) }
+func (s txnState) Set(key string, v []byte) error { return s.txn.Set([]byte(key), v) }
+
+// txnReader adapts a read-only transaction to records.Reader.
+type txnReader struct{ txn *badger.Txn }
+
+func (r txnReader) Get(key string) ([]byte, error) { return getBytes(r.txn, []byte(key)) }
+
+func (r txnReader) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(prefix)
+	it := r.txn.NewIterator(opts)
+	defer it.Close()
+	start := []byte(prefix)
+	if after != "" {
+		start = append([]byte(after), 0)
+	}
+	for it.Seek(start); it.ValidForPrefix(opts.Prefix); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		more, err := fn(string(it.Item().Key()), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+func getBytes(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
+}
+
+func getUint64(txn *badger.Txn, key []byte) (uint64, error) {
+	b, err := getBytes(txn, key)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%s: corrupt value of %d bytes", key, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func feedKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte{}, prefixFeed...), seq)
+}

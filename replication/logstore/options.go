@@ -1,0 +1,183 @@
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Badger sizing used by [Options]. Badger's defaults (5 x 64 MiB memtables,
+// a 256 MiB block cache, 1 GiB value-log files) reach gigabytes of RSS; a
+// node must stay under roughly 96 MiB idle with up to three badger databases
+// open (raft log, FSM state, outbox), so everything is sized down.
+//
+// Measured with one Store after a burst of ~100 MiB of writes, once badger's
+// pooled table-builder buffers were released (a few seconds idle) and the Go
+// heap returned to the OS: 8 MiB memtables left ~38 MiB anonymous RSS, 4 MiB
+// memtables ~16 MiB. Mmapped value-log and memtable files add file-backed
+// RSS (~65 MiB in that test) that the kernel can reclaim.
+const (
+	memTableSize       = 4 << 20  // per memtable; a transaction holds at most 15% of it (~600 KiB)
+	numMemtables       = 2        // mutable + one being flushed
+	baseTableSize      = 1 << 20  // SSTable size at the base level; table builders allocate 2x this
+	baseLevelSize      = 8 << 20  // target size of the base level
+	blockCacheSize     = 4 << 20  // required because tables are Snappy-compressed
+	indexCacheSize     = 2 << 20  // bounds table index/bloom memory instead of keeping all in RAM
+	valueLogFileSize   = 64 << 20 // per value-log file (mmapped at twice this size, file-backed)
+	valueThreshold     = 64 << 10 // values at or above this go to the value log, not the LSM tree
+	numLevelZeroTables = 2        // compact L0 early ...
+	numL0TablesStall   = 8        // ... and stall writes well before the default 15 tables
+	numCompactors      = 2        // badger rejects exactly 1; 2 is the smallest working value
+	numGoroutines      = 2        // used by badger's Stream framework
+)
+
+// Options returns badger options for the database in dir, sized for a station
+// office PC: two 4 MiB memtables, 1 MiB base tables, a 4 MiB block cache, a
+// 2 MiB index cache, 64 MiB value-log files, values of 64 KiB and more kept in
+// the value log, early L0 compaction with two compactors, and metrics off.
+//
+// sync sets SyncWrites: every committed transaction is fsynced before Commit
+// returns. Use it for anything that must survive a power cut (raft log,
+// outbox); it costs one fsync per transaction.
+//
+// Badger's own log output goes to logger at warn level and above (badger's
+// info and debug messages are dropped). A nil logger discards everything.
+//
+// The returned value can be adjusted with badger's With... methods; keep
+// MemTableSize and BlockCacheSize small (the tests check both stay at or
+// below 16 MiB).
+func Options(dir string, sync bool, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithSyncWrites(sync).
+		WithLogger(newBadgerLogger(logger)).
+		WithMemTableSize(memTableSize).
+		WithNumMemtables(numMemtables).
+		WithBaseTableSize(baseTableSize).
+		WithBaseLevelSize(baseLevelSize).
+		WithBlockCacheSize(blockCacheSize).
+		WithIndexCacheSize(indexCacheSize).
+		WithValueLogFileSize(valueLogFileSize).
+		WithValueThreshold(valueThreshold).
+		WithNumLevelZeroTables(numLevelZeroTables).
+		WithNumLevelZeroTablesStall(numL0TablesStall).
+		WithNumCompactors(numCompactors).
+		WithNumGoroutines(numGoroutines).
+		WithMetricsEnabled(false)
+}
+
+// badgerLogger adapts a *slog.Logger to badger.Logger. Only warnings and
+// errors are forwarded; badger's info and debug output is chatty and not
+// useful on an unattended node.
+type badgerLogger struct {
+	l *slog.Logger
+}
+
+var _ badger.Logger = badgerLogger{}
+
+func newBadgerLogger(l *slog.Logger) badgerLogger {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return badgerLogger{l: l.With("component", "badger")}
+}
+
+func (b badgerLogger) log(level slog.Level, format string, args []any) {
+	if !b.l.Enabled(context.Background(), level) {
+		return
+	}
+	b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+// Errorf implements badger.Logger.
+func (b badgerLogger) Errorf(format string, args ...any) { b.log(slog.LevelError, format, args) }
+
+// Warningf implements badger.Logger.
+func (b badgerLogger) Warningf(format string, args ...any) { b.log(slog.LevelWarn, format, args) }
+
+// Infof implements badger.Logger; badger's info messages are dropped.
+func (b badgerLogger) Infof(string, ...any) {}
+
+// Debugf implements badger.Logger; badger's debug messages are dropped.
+func (b badgerLogger) Debugf(string, ...any) {}
+
+// gcDiscardRatio is the fraction of a value-log file that must be garbage
+// before badger rewrites it (badger's recommended value).
+const gcDiscardRatio = 0.5
+
+// DefaultGCInterval is the value-log GC interval used by [Open], and by
+// [StartGC] when given a non-positive interval.
+const DefaultGCInterval = 5 * time.Minute
+
+// GC runs badger value-log garbage collection periodically until Stop is
+// called. Create it with [StartGC]. Stop it before closing the database.
+type GC struct {
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// StartGC starts a goroutine that runs value-log GC on db every interval
+// (DefaultGCInterval if interval <= 0). Each run rewrites value-log files
+// until badger reports there is nothing left worth rewriting. Failures are
+// logged to logger (nil discards them) and never stop the loop.
+func StartGC(db *badger.DB, interval time.Duration, logger *slog.Logger) *GC {
+	if interval <= 0 {
+		interval = DefaultGCInterval
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	g := &GC{stop: make(chan struct{}), done: make(chan struct{})}
+	go g.run(db, interval, logger)
+	return g
+}
+
+func (g *GC) run(db *badger.DB, interval time.Duration, logger *slog.Logger) {
+	defer close(g.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		for rewrites := 0; ; rewrites++ {
+			select {
+			case <-g.stop:
+				return
+			default:
+			}
+			err := db.RunValueLogGC(gcDiscardRatio)
+			if err == nil {
+				continue // a file was rewritten; try the next one
+			}
+			switch {
+			case errors.Is(err, badger.ErrNoRewrite):
+				// Nothing (more) to collect.
+			case errors.Is(err, badger.ErrRejected):
+				// Another GC is running or the database is closing.
+				logger.Debug("value-log GC rejected", "err", err)
+			default:
+				logger.Warn("value-log GC failed", "err", err, "rewrites", rewrites)
+			}
+			if rewrites > 0 {
+				logger.Debug("value-log GC done", "rewrites", rewrites)
+			}
+			break
+		}
+	}
+}
+
+// Stop ends the GC loop and waits for the goroutine to exit, including a GC
+// run in progress. It is safe to call more than once.
+func (g *GC) Stop() {
+	g.stopOnce.Do(func() { close(g.stop) })
+	<-g.done
+}

@@ -1,0 +1,500 @@
+// Package logstore stores the hashicorp/raft log and stable state in badger
+// (v4) and holds the badger tuning shared by every badger database of a
+// station node.
+//
+// [Store] implements [raft.LogStore] and [raft.StableStore] in one badger
+// database. Log entries live under the key prefix "raft/log/" followed by the
+// 8-byte big-endian index, so that key order is index order; stable values
+// live under "raft/stable/" followed by the raft key. Entries are encoded in a
+// small versioned binary format (see formatV1 in codec.go): one format-version
+// byte, then varints and length-prefixed bytes for every raft.Log field.
+//
+// Durability: Store opens badger with SyncWrites, so every committed
+// transaction is fsynced. A StoreLogs batch too large for one badger
+// transaction is written as consecutive transactions in index order, so a
+// crash leaves a prefix of the batch. DeleteRange deletes in chunks in an
+// order that keeps the remaining log contiguous: from the end when it
+// truncates the tail, from the start otherwise.
+//
+// [Options] and [StartGC] are also used by the other badger databases of a
+// node (FSM state store, outbox) so that all of them stay small.
+package logstore
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+)
+
+// ReservedPrefix starts every key Store writes. Code that keeps node-local
+// data in [Store.DB] must use keys that do not start with it (nor with
+// "!badger!", which badger reserves).
+const ReservedPrefix = "raft/"
+
+var (
+	logPrefix    = []byte(ReservedPrefix + "log/")
+	stablePrefix = []byte(ReservedPrefix + "stable/")
+)
+
+// ErrKeyNotFound is returned by Store.Get and Store.GetUint64 for a missing
+// key. Its text is exactly "not found" because raft compares err.Error() to
+// that string; it is therefore returned unwrapped.
+var ErrKeyNotFound = errors.New("not found")
+
+// ErrClosed is returned by every method of a Store after Close.
+var ErrClosed = errors.New("logstore: store is closed")
+
+// Store is a raft.LogStore and raft.StableStore backed by badger. It is safe
+// for concurrent use.
+type Store struct {
+	db *badger.DB
+	gc *GC
+
+	// life guards closed: every operation holds it for reading, Close for
+	// writing, so Close waits for operations in flight and none starts after.
+	life   sync.RWMutex
+	closed bool
+
+	// mu serializes log writes and guards the cached bounds.
+	mu          sync.Mutex
+	first, last uint64 // 0, 0 for an empty log
+	boundsOK    bool   // false after a failed write: reload before use
+
+	// commit commits a write transaction; tests replace it to inject
+	// failures.
+	commit func(*badger.Txn) error
+}
+
+var (
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
+)
+
+// Open opens (creating dir if needed) the badger database in dir as a Store,
+// with [Options] (SyncWrites on) and value-log GC every [DefaultGCInterval].
+// A nil logger discards log output.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	// Writers are serialized by Store and never read in a write transaction,
+	// so badger's conflict detection would only cost memory.
+	opts := Options(dir, true, logger).WithDetectConflicts(false)
+	return open(opts, DefaultGCInterval, logger)
+}
+
+// open is Open with explicit badger options and GC interval (for tests).
+func open(opts badger.Options, gcInterval time.Duration, logger *slog.Logger) (*Store, error) {
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	if opts.ValueDir != opts.Dir {
+		if err := os.MkdirAll(opts.ValueDir, 0o700); err != nil {
+			return nil, fmt.Errorf("open log store: %w", err)
+		}
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open log store %s: %w", opts.Dir, err)
+	}
+	s := &Store{db: db, commit: (*badger.Txn).Commit}
+	if err := s.loadBounds(); err != nil {
+		return nil, errors.Join(fmt.Errorf("open log store %s: %w", opts.Dir, err), db.Close())
+	}
+	s.gc = StartGC(db, gcInterval, logger)
+	return s, nil
+}
+
+// Close stops value-log GC and closes the database, waiting for operations
+// in flight. Calls after the first return nil.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.gc.Stop()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close log store: %w", err)
+	}
+	return nil
+}
+
+// DB returns the underlying badger database, for node-local data that should
+// share its files and fsyncs (for example an outbox). Keys starting with
+// [ReservedPrefix] belong to Store and must not be written through DB. The
+// database is closed by Close.
+func (s *Store) DB() *badger.DB { return s.db }
+
+// logKey returns the key of the log entry with the given index.
+func logKey(index uint64) []byte {
+	k := make([]byte, len(logPrefix)+8)
+	copy(k, logPrefix)
+	binary.BigEndian.PutUint64(k[len(logPrefix):], index)
+	return k
+}
+
+// parseLogKey returns the index in a log key.
+func parseLogKey(k []byte) (uint64, error) {
+	if len(k) != len(logPrefix)+8 || !bytes.HasPrefix(k, logPrefix) {
+		return 0, fmt.Errorf("malformed log key %x", k)
+	}
+	return binary.BigEndian.Uint64(k[len(logPrefix):]), nil
+}
+
+// lastLogKey sorts after every log key: the log prefix followed by 0xFF
+// bytes. A reverse iterator must be seeked here (the bare prefix sorts
+// before all log keys and finds nothing).
+var lastLogKey = append(slices.Clone(logPrefix), bytes.Repeat([]byte{0xFF}, 8)...)
+
+// loadBounds reads the first and last index from the database into the
+// cache. s.mu must be held, or s not yet shared.
+func (s *Store) loadBounds() error {
+	var first, last uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if first, err = boundIndex(txn, false); err != nil {
+			return fmt.Errorf("first index: %w", err)
+		}
+		if last, err = boundIndex(txn, true); err != nil {
+			return fmt.Errorf("last index: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.boundsOK = false
+		return err
+	}
+	s.first, s.last, s.boundsOK = first, last, true
+	return nil
+}
+
+// boundIndex returns the lowest (or, if last, the highest) log index in txn,
+// or 0 if there is none.
+func boundIndex(txn *badger.Txn, last bool) (uint64, error) {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: logPrefix, Reverse: last})
+	defer it.Close()
+	if last {
+		it.Seek(lastLogKey)
+	} else {
+		it.Seek(logPrefix)
+	}
+	if !it.Valid() {
+		return 0, nil
+	}
+	return parseLogKey(it.Item().Key())
+}
+
+// bounds returns the cached first and last index, reloading them if a
+// failed write left them unknown.
+func (s *Store) bounds() (first, last uint64, err error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return 0, 0, ErrClosed
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.boundsOK {
+		if err := s.loadBounds(); err != nil {
+			return 0, 0, err
+		}
+	}
+	return s.first, s.last, nil
+}
+
+// FirstIndex implements raft.LogStore. It returns 0 for an empty log.
+func (s *Store) FirstIndex() (uint64, error) {
+	first, _, err := s.bounds()
+	if err != nil {
+		return 0, fmt.Errorf("first index: %w", err)
+	}
+	return first, nil
+}
+
+// LastIndex implements raft.LogStore. It returns 0 for an empty log.
+func (s *Store) LastIndex() (uint64, error) {
+	_, last, err := s.bounds()
+	if err != nil {
+		return 0, fmt.Errorf("last index: %w", err)
+	}
+	return last, nil
+}
+
+// GetLog implements raft.LogStore. It returns raft.ErrLogNotFound if there
+// is no entry at index.
+func (s *Store) GetLog(index uint64, log *raft.Log) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return fmt.Errorf("get log %d: %w", index, ErrClosed)
+	}
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(logKey(index))
+		if err != nil {
+			return err
+		}
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return raft.ErrLogNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("get log %d: %w", index, err)
+	}
+	// The decoded Data and Extensions alias val, which is our own copy.
+	var l raft.Log
+	if err := decodeLog(val, &l); err != nil {
+		return fmt.Errorf("get log %d: decode: %w", index, err)
+	}
+	if l.Index != index {
+		return fmt.Errorf("get log %d: stored entry has index %d", index, l.Index)
+	}
+	*log = l
+	return nil
+}
+
+// StoreLog implements raft.LogStore.
+func (s *Store) StoreLog(log *raft.Log) error {
+	return s.StoreLogs([]*raft.Log{log})
+}
+
+// StoreLogs implements raft.LogStore. Entries are written in index order,
+// as one badger transaction if they fit and as consecutive transactions
+// otherwise, so after a crash or a failure the store holds a prefix of the
+// batch (in index order), never a later entry without an earlier one.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	if len(logs) == 0 {
+		return nil
+	}
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return fmt.Errorf("store logs: %w", ErrClosed)
+	}
+	byIndex := func(a, b *raft.Log) int { return cmp.Compare(a.Index, b.Index) }
+	if !slices.IsSortedFunc(logs, byIndex) {
+		logs = slices.Clone(logs)
+		slices.SortStableFunc(logs, byIndex)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.storeLogs(logs); err != nil {
+		// Whether the failed commit reached the disk is unknown.
+		s.boundsOK = false
+		return fmt.Errorf("store logs: %w", err)
+	}
+	return nil
+}
+
+// storeLogs writes logs (sorted by index). s.mu must be held.
+func (s *Store) storeLogs(logs []*raft.Log) error {
+	txn := s.db.NewTransaction(true)
+	defer func() { txn.Discard() }() // the current transaction
+	start := 0                       // first entry of logs in txn
+	for i, l := range logs {
+		key, val := logKey(l.Index), encodeLog(l)
+		err := txn.Set(key, val)
+		if errors.Is(err, badger.ErrTxnTooBig) && i > start {
+			if err := s.commitLogs(txn, logs[start:i]); err != nil {
+				return err
+			}
+			txn.Discard()
+			txn = s.db.NewTransaction(true)
+			start = i
+			err = txn.Set(key, val)
+		}
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+	}
+	return s.commitLogs(txn, logs[start:])
+}
+
+// commitLogs commits txn, which holds chunk (sorted by index), and widens
+// the cached bounds to cover it. s.mu must be held.
+func (s *Store) commitLogs(txn *badger.Txn, chunk []*raft.Log) error {
+	lo, hi := chunk[0].Index, chunk[len(chunk)-1].Index
+	if err := s.commit(txn); err != nil {
+		return fmt.Errorf("commit entries %d-%d: %w", lo, hi, err)
+	}
+	if s.boundsOK {
+		if s.first == 0 || lo < s.first {
+			s.first = lo
+		}
+		s.last = max(s.last, hi)
+	}
+	return nil
+}
+
+// DeleteRange implements raft.LogStore: it deletes the entries with index
+// lo through hi inclusive. Large ranges are deleted in several
+// transactions; a range reaching the end of the log is deleted from its end
+// backwards, any other range from its start forwards, so that an interrupted
+// deletion leaves a contiguous log.
+func (s *Store) DeleteRange(lo, hi uint64) error {
+	if lo > hi {
+		return nil
+	}
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return fmt.Errorf("delete range %d-%d: %w", lo, hi, ErrClosed)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.boundsOK {
+		if err := s.loadBounds(); err != nil {
+			return fmt.Errorf("delete range %d-%d: %w", lo, hi, err)
+		}
+	}
+	backwards := lo > s.first && hi >= s.last
+	err := s.deleteRange(lo, hi, backwards)
+	if lerr := s.loadBounds(); lerr != nil && err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("delete range %d-%d: %w", lo, hi, err)
+	}
+	return nil
+}
+
+// deleteRange deletes the existing entries in [lo, hi]. s.mu must be held.
+func (s *Store) deleteRange(lo, hi uint64, backwards bool) error {
+	// Iterate over a snapshot and delete in separate write transactions.
+	rtxn := s.db.NewTransaction(false)
+	defer rtxn.Discard()
+	it := rtxn.NewIterator(badger.IteratorOptions{Prefix: logPrefix, Reverse: backwards})
+	defer it.Close()
+
+	wtxn := s.db.NewTransaction(true)
+	defer func() { wtxn.Discard() }() // the current transaction
+	n := 0                            // deletes in wtxn
+	seek := logKey(lo)
+	if backwards {
+		seek = logKey(hi)
+	}
+	for it.Seek(seek); it.Valid(); it.Next() {
+		key := it.Item().KeyCopy(nil)
+		index, err := parseLogKey(key)
+		if err != nil {
+			return err
+		}
+		if index < lo || index > hi {
+			break
+		}
+		err = wtxn.Delete(key)
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 0 {
+			if err := s.commit(wtxn); err != nil {
+				return fmt.Errorf("commit deletes: %w", err)
+			}
+			wtxn.Discard()
+			wtxn = s.db.NewTransaction(true)
+			n = 0
+			err = wtxn.Delete(key)
+		}
+		if err != nil {
+			return fmt.Errorf("delete entry %d: %w", index, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := s.commit(wtxn); err != nil {
+		return fmt.Errorf("commit deletes: %w", err)
+	}
+	return nil
+}
+
+// stableKey returns the badger key of a StableStore key.
+func stableKey(key []byte) []byte {
+	return append(slices.Clip(stablePrefix), key...)
+}
+
+// Set implements raft.StableStore.
+func (s *Store) Set(key []byte, val []byte) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return fmt.Errorf("set %q: %w", key, ErrClosed)
+	}
+	err := s.update(func(txn *badger.Txn) error {
+		return txn.Set(stableKey(key), val)
+	})
+	if err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	return nil
+}
+
+// update runs fn in a write transaction committed with s.commit.
+func (s *Store) update(fn func(*badger.Txn) error) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := fn(txn); err != nil {
+		return err
+	}
+	return s.commit(txn)
+}
+
+// Get implements raft.StableStore. A missing key returns ErrKeyNotFound,
+// whose text is "not found" as raft requires.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("get %q: %w", key, ErrClosed)
+	}
+	var val []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(stableKey(key))
+		if err != nil {
+			return err
+		}
+		val, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrKeyNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %q: %w", key, err)
+	}
+	if val == nil {
+		val = []byte{} // stored but empty: distinguish from missing
+	}
+	return val, nil
+}
+
+// SetUint64 implements raft.StableStore. The value is stored as 8 bytes,
+// big-endian, under the same key space as Set.
+func (s *Store) SetUint64(key []byte, val uint64) error {
+	return s.Set(key, binary.BigEndian.AppendUint64(nil, val))
+}
+
+// GetUint64 implements raft.StableStore. A missing key returns 0 and
+// ErrKeyNotFound (text "not found"), which raft treats as "unset".
+func (s *Store) GetUint64(key []byte) (uint64, error) {
+	val, err := s.Get(key)
+	if err != nil {
+		return 0, err
+	}
+	if len(val) != 8 {
+		return 0, fmt.Errorf("get uint64 %q: value has %d bytes, want 8", key, len(val))
+	}
+	return binary.BigEndian.Uint64(val), nil
+}

@@ -1,0 +1,590 @@
+package replication
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/raft"
+
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/replication/logstore"
+	"github.com/stationsync/stationsync/replication/transport"
+)
+
+// Errors a caller can act on.
+var (
+	// ErrNoLeader: no leader could be reached in time; the write was not
+	// made. Case writes fall back to the outbox (a later issue).
+	ErrNoLeader = errors.New("no leader reachable")
+	// ErrClosed: the node is shutting down.
+	ErrClosed = errors.New("node closed")
+	// ErrTooLarge: the ops do not fit one raft entry.
+	ErrTooLarge = errors.New("write too large")
+)
+
+// Config configures a Node. Zero durations take the LAN defaults below.
+type Config struct {
+	NodeID  string
+	Station string
+	DataDir string
+	// Peers are static peer QUIC addresses (host:port). Discovery adds more
+	// in a later issue.
+	Peers []string
+	// Expect is how many nodes (this one included) must answer before the
+	// first bootstrap.
+	Expect int
+
+	HeartbeatTimeout   time.Duration // default 500ms
+	ElectionTimeout    time.Duration // default 500ms
+	LeaderLeaseTimeout time.Duration // default 250ms
+	CommitTimeout      time.Duration // default 20ms
+	SnapshotInterval   time.Duration // default 2m
+	SnapshotThreshold  uint64        // default 8192 entries
+	TrailingLogs       uint64        // default 10240 entries
+	// ApplyTimeout bounds one write end to end (default 10s).
+	ApplyTimeout time.Duration
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatTimeout, 500*time.Millisecond)
+	def(&c.ElectionTimeout, 500*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&c.CommitTimeout, 20*time.Millisecond)
+	def(&c.SnapshotInterval, 2*time.Minute)
+	def(&c.ApplyTimeout, 10*time.Second)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.Expect <= 0 {
+		c.Expect = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Node is one station node: raft, its stores, group commit, forwarding and
+// bootstrap. New does no I/O; Open starts it; Close stops everything it
+// started and is safe to call twice.
+type Node struct {
+	cfg    Config
+	tr     *transport.Transport
+	logger *slog.Logger
+
+	logs      *logstore.Store
+	stateDB   *badger.DB
+	stateGC   *logstore.GC
+	fsm       *fsm
+	snapshots *raft.FileSnapshotStore
+	raftNet   *raft.NetworkTransport
+	raft      *raft.Raft
+
+	submitC chan *request
+	ready   chan struct{} // closed once raft runs: RPCs wait for it
+	closing chan struct{}
+	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+
+	reachMu   sync.Mutex
+	reachable map[string]time.Time // node id -> last successful probe
+}
+
+// New returns a node that will use tr for raft and forwarding. It
+// registers its RPC handler on tr, so call it before tr.Open.
+func New(cfg Config, tr *transport.Transport) *Node {
+	cfg.setDefaults()
+	n := &Node{
+		cfg:       cfg,
+		tr:        tr,
+		logger:    cfg.Logger.With("component", "replication"),
+		submitC:   make(chan *request, 1024),
+		ready:     make(chan struct{}),
+		closing:   make(chan struct{}),
+		reachable: map[string]time.Time{},
+	}
+	tr.Handle(transport.KindRPC, n.serveRPC)
+	return n
+}
+
+// Open opens the stores, starts raft and the node's goroutines, and begins
+// forming or joining the cluster in the background.
+func (n *Node) Open() (err error) {
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("open node: %w", err)
+	}
+	n.logs, err = logstore.Open(filepath.Join(n.cfg.DataDir, "raft"), n.logger)
+	if err != nil {
+		return fmt.Errorf("open raft log: %w", err)
+	}
+	n.stateDB, err = badger.Open(logstore.Options(filepath.Join(n.cfg.DataDir, "state"), true, n.logger))
+	if err != nil {
+		return fmt.Errorf("open state store: %w", err)
+	}
+	n.stateGC = logstore.StartGC(n.stateDB, 5*time.Minute, n.logger)
+	n.fsm, err = newFSM(n.stateDB, n.logger)
+	if err != nil {
+		return fmt.Errorf("open state store: %w", err)
+	}
+	hl := newHCLog(n.logger)
+	n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.DataDir, "snapshots"), 2, hl)
+	if err != nil {
+		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	n.raftNet = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.tr.RaftLayer(),
+		MaxPool: 3,
+		Timeout: 5 * time.Second,
+		Logger:  hl,
+	})
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(n.cfg.NodeID)
+	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = n.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = n.cfg.CommitTimeout
+	rc.SnapshotInterval = n.cfg.SnapshotInterval
+	rc.SnapshotThreshold = n.cfg.SnapshotThreshold
+	rc.TrailingLogs = n.cfg.TrailingLogs
+	rc.BatchApplyCh = true
+	rc.Logger = hl
+	// The FSM state is durable in badger: restoring the last snapshot on
+	// start would only rewrite it. Restore only if the state is behind the
+	// snapshot (a store copied in from elsewhere, say).
+	if metas, err := n.snapshots.List(); err == nil && (len(metas) == 0 || n.fsm.applied.Load() >= metas[0].Index) {
+		rc.NoSnapshotRestoreOnStart = true
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft config: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snapshots, n.raftNet)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	close(n.ready)
+	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
+
+	n.wg.Add(3)
+	go n.runBatcher()
+	go n.runFormation()
+	go n.runMonitor()
+	return nil
+}
+
+// Close stops the node: its goroutines, raft, and the stores. The
+// transport is the caller's to close (after Close).
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.closing)
+		n.wg.Wait()
+		var errs []error
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+			}
+		}
+		if n.raftNet != nil {
+			n.raftNet.Close()
+		}
+		if n.stateGC != nil {
+			n.stateGC.Stop()
+		}
+		if n.stateDB != nil {
+			if err := n.stateDB.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close state store: %w", err))
+			}
+		}
+		if n.logs != nil {
+			if err := n.logs.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close raft log: %w", err))
+			}
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// View runs fn with a consistent read-only view of this node's state.
+func (n *Node) View(fn func(records.Reader) error) error {
+	return n.stateDB.View(func(txn *badger.Txn) error { return fn(txnReader{txn}) })
+}
+
+// FeedPage is a page of the change feed.
+type FeedPage struct {
+	ClusterID string       `json:"cluster_id"`
+	Changes   []FeedChange `json:"changes"`
+	// Next is the since to ask for the following page: the last seq
+	// returned, or since itself when nothing is newer.
+	Next uint64 `json:"next"`
+}
+
+// Feed returns up to limit changes with seq > since, in seq order.
+func (n *Node) Feed(since uint64, limit int) (FeedPage, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	page := FeedPage{ClusterID: n.fsm.clusterID.Load().(string), Changes: []FeedChange{}, Next: since}
+	err := n.stateDB.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixFeed
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(feedKey(since + 1)); it.ValidForPrefix(prefixFeed) && len(page.Changes) < limit; it.Next() {
+			var fc FeedChange
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &fc) }); err != nil {
+				return fmt.Errorf("read feed: %w", err)
+			}
+			page.Changes = append(page.Changes, fc)
+			page.Next = fc.Seq
+		}
+		return nil
+	})
+	return page, err
+}
+
+// Member is one server of the raft configuration.
+type Member struct {
+	ID        string `json:"id"`
+	Address   string `json:"address"`
+	Suffrage  string `json:"suffrage"` // voter | nonvoter
+	Reachable bool   `json:"reachable"`
+}
+
+// Status is a snapshot of the node's replication state.
+type Status struct {
+	Node          string   `json:"node"`
+	Station       string   `json:"station"`
+	Address       string   `json:"address"`
+	State         string   `json:"state"`
+	Term          uint64   `json:"term"`
+	Leader        string   `json:"leader"`
+	LeaderAddress string   `json:"leader_address"`
+	AppliedIndex  uint64   `json:"applied_index"`
+	CommitIndex   uint64   `json:"commit_index"`
+	LastLogIndex  uint64   `json:"last_log_index"`
+	Members       []Member `json:"members"`
+	ClusterID     string   `json:"cluster_id"`
+	Seq           uint64   `json:"seq"`
+	// EntriesApplied counts raft entries applied (not skipped) since this
+	// process opened the store.
+	EntriesApplied uint64 `json:"entries_applied"`
+}
+
+// Status reports the node's replication state.
+func (n *Node) Status() Status {
+	st := Status{
+		Node:           n.cfg.NodeID,
+		Station:        n.cfg.Station,
+		Address:        n.tr.AdvertiseAddr(),
+		AppliedIndex:   n.fsm.applied.Load(),
+		ClusterID:      n.fsm.clusterID.Load().(string),
+		Seq:            n.fsm.seq.Load(),
+		EntriesApplied: n.fsm.entriesApplied.Load(),
+		Members:        []Member{},
+	}
+	if n.raft == nil {
+		st.State = "starting"
+		return st
+	}
+	st.State = stateName(n.raft.State())
+	// raft's applied index also counts entries the FSM never sees (no-ops,
+	// configuration changes).
+	st.AppliedIndex = max(st.AppliedIndex, n.raft.AppliedIndex())
+	addr, id := n.raft.LeaderWithID()
+	st.Leader, st.LeaderAddress = string(id), string(addr)
+	stats := n.raft.Stats()
+	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
+	st.CommitIndex, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
+	st.LastLogIndex, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		n.reachMu.Lock()
+		for _, s := range f.Configuration().Servers {
+			m := Member{ID: string(s.ID), Address: string(s.Address), Suffrage: "voter"}
+			if s.Suffrage != raft.Voter {
+				m.Suffrage = "nonvoter"
+			}
+			last := n.reachable[m.ID]
+			m.Reachable = m.ID == n.cfg.NodeID || time.Since(last) < 6*time.Second
+			st.Members = append(st.Members, m)
+		}
+		n.reachMu.Unlock()
+	}
+	return st
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	default:
+		return "shutdown"
+	}
+}
+
+// Snapshot forces a raft snapshot (and log truncation past TrailingLogs).
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+
+// WaitLeader waits until some node is known as leader.
+func (n *Node) WaitLeader(ctx context.Context) (string, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, id := n.raft.LeaderWithID(); id != "" {
+			return string(id), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", ErrNoLeader
+		case <-n.closing:
+			return "", ErrClosed
+		case <-t.C:
+		}
+	}
+}
+
+// runMonitor gives the cluster its id once it has a leader, and probes the
+// members so Status can say which are reachable.
+func (n *Node) runMonitor() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() == raft.Leader && n.fsm.clusterID.Load().(string) == "" {
+			n.applyInit()
+		}
+		n.probeMembers()
+	}
+}
+
+func (n *Node) applyInit() {
+	data, err := encodeEnvelope(envelope{Init: &initCommand{ClusterID: newClusterID()}})
+	if err != nil {
+		return
+	}
+	if err := n.raft.Apply(data, n.cfg.ApplyTimeout).Error(); err != nil {
+		n.logger.Warn("name the cluster", "error", err)
+	}
+}
+
+func newClusterID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (n *Node) probeMembers() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == n.cfg.NodeID {
+			continue
+		}
+		wg.Add(1)
+		go func(id, addr string) {
+			defer wg.Done()
+			if _, err := n.info(addr, time.Second); err == nil {
+				n.reachMu.Lock()
+				n.reachable[id] = time.Now()
+				n.reachMu.Unlock()
+			}
+		}(string(s.ID), string(s.Address))
+	}
+	wg.Wait()
+}
+
+// info asks the node at addr who it is and what it knows.
+func (n *Node) info(addr string, timeout time.Duration) (*peerInfo, error) {
+	resp, err := n.roundTrip(addr, rpcRequest{Method: rpcInfo}, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Info == nil {
+		return nil, fmt.Errorf("info from %s: empty answer", addr)
+	}
+	return resp.Info, nil
+}
+
+// roundTrip dials addr, sends one request and reads the answer.
+func (n *Node) roundTrip(addr string, req rpcRequest, timeout time.Duration) (rpcResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c, _, err := n.tr.Dial(ctx, addr, transport.KindRPC)
+	if err != nil {
+		return rpcResponse{}, err
+	}
+	defer c.Close()
+	deadline, _ := ctx.Deadline()
+	resp, err := call(c, req, deadline)
+	if err != nil {
+		return resp, err
+	}
+	if resp.Error != "" && resp.Code != "not_leader" {
+		return resp, fmt.Errorf("%s at %s: %s", req.Method, addr, resp.Error)
+	}
+	return resp, nil
+}
+
+// serveRPC answers one request on a KindRPC stream from a verified peer.
+func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(rpcTimeout + n.cfg.ApplyTimeout))
+	var req rpcRequest
+	if err := readFrame(c, &req); err != nil {
+		n.logger.Debug("read rpc", "peer", peer.Node, "error", err)
+		return
+	}
+	resp := rpcResponse{V: rpcVersion}
+	select {
+	case <-n.ready:
+	case <-n.closing:
+		return
+	case <-time.After(2 * time.Second):
+		resp.Code, resp.Error = "starting", "node is starting"
+		writeFrame(c, resp)
+		return
+	}
+	switch {
+	case req.V != rpcVersion:
+		resp.Code, resp.Error = "version", fmt.Sprintf("rpc version %d not understood (this node speaks %d)", req.V, rpcVersion)
+	case peer.Role != pki.RoleStation || peer.Station != n.cfg.Station:
+		resp.Code, resp.Error = "refused", fmt.Sprintf("%s %s/%s may not call %s on station %s", peer.Role, peer.Station, peer.Node, req.Method, n.cfg.Station)
+	default:
+		n.handleRPC(peer, req, &resp)
+	}
+	if err := writeFrame(c, resp); err != nil {
+		n.logger.Debug("write rpc answer", "peer", peer.Node, "error", err)
+	}
+}
+
+func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
+	addr, id := n.raft.LeaderWithID()
+	switch req.Method {
+	case rpcInfo:
+		resp.Info = n.selfInfo()
+	case rpcApply:
+		if n.raft.State() != raft.Leader {
+			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader", string(addr)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		defer cancel()
+		results, err := n.submitLocal(ctx, req.Ops)
+		if err != nil {
+			resp.Code, resp.Error = "internal", err.Error()
+			return
+		}
+		resp.Results = results
+	case rpcJoin:
+		if n.raft.State() != raft.Leader {
+			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
+			return
+		}
+		if err := n.addMember(peer.Node, req.Address); err != nil {
+			resp.Code, resp.Error = "internal", err.Error()
+		}
+	default:
+		resp.Code, resp.Error = "internal", fmt.Sprintf("unknown method %q", req.Method)
+	}
+}
+
+func (n *Node) selfInfo() *peerInfo {
+	addr, id := n.raft.LeaderWithID()
+	inCluster := false
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		inCluster = len(f.Configuration().Servers) > 0
+	}
+	return &peerInfo{
+		Node: n.cfg.NodeID, Station: n.cfg.Station, Address: n.tr.AdvertiseAddr(),
+		InCluster: inCluster, Leader: string(id), LeaderAddress: string(addr),
+		ClusterID: n.fsm.clusterID.Load().(string), UnixMilli: time.Now().UnixMilli(),
+	}
+}
+
+// addMember adds a verified node of this station: a voter while there are
+// fewer than five voters, a non-voter after that. A known id at a new
+// address is re-added at the new address.
+func (n *Node) addMember(id, address string) error {
+	if id == "" || address == "" {
+		return errors.New("join: node id and address are required")
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	voters := 0
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id {
+			if string(s.Address) == address {
+				return nil // already a member
+			}
+			n.logger.Info("member moved: re-adding at its new address", "member", id, "old", s.Address, "new", address)
+			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				return fmt.Errorf("remove %s before re-adding: %w", id, err)
+			}
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+	}
+	var fut raft.IndexFuture
+	if voters < 5 {
+		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+	} else {
+		fut = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+	}
+	if err := fut.Error(); err != nil {
+		return fmt.Errorf("add %s at %s: %w", id, address, err)
+	}
+	n.logger.Info("member added", "member", id, "address", address, "voter", voters < 5)
+	return nil
+}
