@@ -98,6 +98,10 @@ func (d *Daemon) Open() (err error) {
 			d.cfg.TLS.Cert, id.Role, id.Station, id.Node, d.cfg.StationID, d.cfg.NodeID)
 	}
 
+	if d.cfg.MDNS {
+		d.logger.Info("mdns: LAN discovery is not in this build yet; the node uses its static peers", "peers", len(d.cfg.Peers))
+	}
+
 	// 2. QUIC transport, and the node that registers its handlers on it.
 	d.tr, err = transport.New(transport.Config{
 		Listen:                d.cfg.Listen,

@@ -452,3 +452,39 @@ func TestEnvelopeVersions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestNodeAddedLaterJoinsWithTheSameConfig(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	if err := createCase(c.nodes[leader].n, ctx(t), "early"); err != nil {
+		t.Fatal(err)
+	}
+	// The fourth PC gets the station's config: every address as a peer,
+	// expect 3. It must join, not bootstrap a cluster of its own.
+	addr := freeUDPAddr(t)
+	var peers []string
+	for _, tn := range c.nodes {
+		peers = append(peers, tn.addr)
+	}
+	peers = append(peers, addr)
+	late := c.newNode("pc-4", c.station, addr, peers)
+	c.nodes = append(c.nodes, late)
+	c.tune = func(cfg *Config) { cfg.Expect = 3 }
+	c.start(3)
+	eventually(t, "pc-4 is a voter and has the early case", func() bool {
+		for _, m := range c.nodes[leader].n.Status().Members {
+			if m.ID == "pc-4" && m.Suffrage == "voter" {
+				return hasCase(late.n, "early")
+			}
+		}
+		return false
+	})
+	// A write on the new node is forwarded like on any follower.
+	if err := createCase(late.n, ctx(t), "late"); err != nil {
+		t.Fatal(err)
+	}
+	if cid := late.n.Status().ClusterID; cid != c.nodes[leader].n.Status().ClusterID || cid == "" {
+		t.Fatalf("pc-4 cluster id %q differs from the station's", cid)
+	}
+}

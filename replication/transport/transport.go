@@ -430,8 +430,8 @@ func (t *Transport) serveStream(qc *quic.Conn, s *quic.Stream, id pki.Identity) 
 	h := t.handlers[k]
 	t.mu.Unlock()
 	if h == nil {
-		c.reset(streamUnknownKind)
 		t.log.Warn("stream of unhandled kind reset", "kind", k.String(), "peer", id.String(), "remote", qc.RemoteAddr().String())
+		c.reset(streamUnknownKind)
 		return
 	}
 	h(c, id)
@@ -440,8 +440,8 @@ func (t *Transport) serveStream(qc *quic.Conn, s *quic.Stream, id pki.Identity) 
 // deliverRaft hands a raft stream to the raft layer's Accept, or resets it.
 func (t *Transport) deliverRaft(c *streamConn, id pki.Identity) {
 	if !t.sameCluster(id) {
-		c.reset(streamRefused)
 		t.log.Warn("raft stream refused: peer is not of this raft cluster", "peer", id.String(), "remote", c.RemoteAddr().String())
+		c.reset(streamRefused)
 		return
 	}
 	t.mu.Lock()

@@ -338,6 +338,53 @@ func TestForeignCAEstablishesNothing(t *testing.T) {
 	}
 }
 
+// TestServerOnlyRefusal covers a client that trusts the server but not the
+// other way round: a certificate of a foreign CA with a CA bundle that also
+// holds the district CA (anyone can copy the public CA certificate). TLS 1.3
+// lets the client finish its handshake before the server has judged it, so
+// Dial may return a stream, but it fails at once and no handler ever runs.
+func TestServerOnlyRefusal(t *testing.T) {
+	env, evilEnv := newPKI(t), newPKI(t)
+	var calls atomic.Int32
+	b := start(t, env.node(station("s1", "b")), func(tr *Transport) {
+		tr.Handle(KindRPC, func(c net.Conn, _ pki.Identity) { calls.Add(1); c.Close() })
+	})
+
+	dir := filepath.Join(t.TempDir(), "evil")
+	if err := pki.Issue(evilEnv.caDir, station("s1", "evil"), dir, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "bundle.crt")
+	own, _ := os.ReadFile(filepath.Join(dir, pki.CACertFile))
+	district, _ := os.ReadFile(filepath.Join(env.caDir, pki.CACertFile))
+	if err := os.WriteFile(bundle, append(own, district...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl, err := pki.LoadTLS(bundle, filepath.Join(dir, pki.NodeCertFile), filepath.Join(dir, pki.NodeKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := start(t, tl, nil)
+
+	c, _, err := evil.Dial(ctxT(t, 5*time.Second), b.AdvertiseAddr(), KindRPC)
+	if err == nil {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte("hello"))
+		_, err = c.Read(make([]byte, 1))
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("stream to a refusing server: read = %v, want the connection's error", err)
+		}
+		c.Close()
+	}
+	t.Logf("refused by the server: %v", err)
+	if n := calls.Load(); n != 0 {
+		t.Errorf("handler called %d times", n)
+	}
+	if n := b.logs.count("handshake refused"); n == 0 {
+		t.Error("server did not log the refused handshake")
+	}
+}
+
 func TestOtherStationRefused(t *testing.T) {
 	env := newPKI(t)
 	var calls atomic.Int32
@@ -496,10 +543,14 @@ func TestRedialAfterPeerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Clean restart: B closes its connections, A's next Dial redials.
+	// Clean restart: B closes its connections, A's next Dial redials. (A
+	// Dial racing with the CONNECTION_CLOSE in flight can still get a stream
+	// on the dying connection; wait until A has seen it, as raft's next
+	// attempt would.)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+	waitCachedConnDead(t, a.Transport, addr)
 	b2 := start(t, tlB, func(tr *Transport) { tr.Handle(KindRPC, echo(nil)) }, withListen(addr), withResetKey(keyFile))
 	if err := dialEcho("after restart"); err != nil {
 		t.Fatalf("Dial after clean restart: %v", err)
@@ -532,6 +583,28 @@ func TestRedialAfterPeerRestart(t *testing.T) {
 	}
 	if d := time.Since(begin); d > 2*time.Second {
 		t.Errorf("recovery after crash took %v (stateless reset not used?)", d)
+	}
+}
+
+// waitCachedConnDead waits until tr's cached connection to addr has ended.
+func waitCachedConnDead(t *testing.T, tr *Transport, addr string) {
+	t.Helper()
+	tr.mu.Lock()
+	p := tr.peers[addr]
+	tr.mu.Unlock()
+	if p == nil {
+		t.Fatalf("no connection to %s cached", addr)
+	}
+	p.lock <- struct{}{}
+	qc := p.conn
+	<-p.lock
+	if qc == nil {
+		return
+	}
+	select {
+	case <-qc.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("connection to %s still alive 5s after its peer closed", addr)
 	}
 }
 

@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "station.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const minimal = "station_id: XC-IP-01\nnode_id: pc-1\ndata_dir: data\n"
+
+func TestConfigLayersFileEnvFlags(t *testing.T) {
+	p := writeConfig(t, minimal+"expect: 2\npeers: [10.0.0.1:4610]\nraft: {heartbeat_timeout: 700ms}\n")
+	c, err := LoadConfig(p, []string{"STATIONSYNC_EXPECT=3", "STATIONSYNC_TLS_CA=/etc/ca.crt", "OTHER=1"}, map[string]string{"node_id": "pc-2", "raft.election_timeout": "900ms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Expect != 3 || c.NodeID != "pc-2" || c.TLS.CA != "/etc/ca.crt" {
+		t.Fatalf("env/flags not applied: %+v", c)
+	}
+	if time.Duration(c.Raft.HeartbeatTimeout) != 700*time.Millisecond || time.Duration(c.Raft.ElectionTimeout) != 900*time.Millisecond {
+		t.Fatalf("raft timeouts %v %v", c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout)
+	}
+	if c.DataDir != filepath.Join(filepath.Dir(p), "data") || c.TLS.Cert != filepath.Join(filepath.Dir(p), "node.crt") {
+		t.Fatalf("relative paths not resolved against the config file: %s %s", c.DataDir, c.TLS.Cert)
+	}
+	if len(c.Peers) != 1 || c.API != "127.0.0.1:4680" || c.Timezone != "Asia/Shanghai" {
+		t.Fatalf("file values or defaults lost: %+v", c)
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		file  string
+		env   []string
+		flags map[string]string
+		key   string
+	}{
+		{file: minimal + "expect: 0\n", key: "expect"},
+		{file: minimal + "colour: blue\n", key: "colour"},
+		{file: minimal + "raft: {heartbeat_timeout: soon}\n", key: "soon"},
+		{file: "node_id: pc-1\n", key: "station_id"},
+		{file: "station_id: XC-IP-01\nnode_id: 'pc 1'\n", key: "node_id"},
+		{file: minimal + "listen: nowhere\n", key: "listen"},
+		{file: minimal + "api: 0.0.0.0:4680\n", key: "api_token_file"},
+		{file: minimal + "peers: [nohost]\n", key: "peers[0]"},
+		{file: minimal + "timezone: Mars/Olympus\n", key: "timezone"},
+		{file: minimal + "role: center\n", key: "role"},
+		{file: minimal, env: []string{"STATIONSYNC_EXPECT=many"}, key: "STATIONSYNC_EXPECT"},
+		{file: minimal, flags: map[string]string{"nope": "1"}, key: "nope"},
+		{file: minimal, flags: map[string]string{"mdns": "perhaps"}, key: "mdns"},
+	}
+	for _, tc := range cases {
+		_, err := LoadConfig(writeConfig(t, tc.file), tc.env, tc.flags)
+		if err == nil || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("config %q env %v flags %v: got %v, want an error naming %q", tc.file, tc.env, tc.flags, err, tc.key)
+		}
+		var ce *ConfigError
+		if err != nil && tc.key != "colour" && tc.key != "soon" && !errors.As(err, &ce) {
+			t.Errorf("%q: %T is not a *ConfigError", tc.key, err)
+		}
+	}
+}
