@@ -347,9 +347,9 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// present masks personal data unless the caller asks for it (?full=true).
+// present masks personal data unless the caller asks for it (?full=1).
 func (d *Daemon) present(r *http.Request, c records.Case) records.Case {
-	if r.URL.Query().Get("full") == "true" {
+	if f := r.URL.Query().Get("full"); f == "1" || f == "true" {
 		return c
 	}
 	return c.Masked()

@@ -118,7 +118,7 @@ func TestAPIRefusesBadInputAndWritesNothing(t *testing.T) {
 	if got := d.Node().Status().Seq; got != seq+1 {
 		t.Fatalf("feed seq %d after one case and a retry, want %d", got, seq+1)
 	}
-	code, m = do(t, "GET", u+"/v1/cases/client-1?full=true", "")
+	code, m = do(t, "GET", u+"/v1/cases/client-1?full=1", "")
 	if code != 200 || m["applicant"].(map[string]any)["id_number"] != "320507199001011234" {
 		t.Fatalf("full case: %d %v", code, m)
 	}

@@ -50,7 +50,7 @@ type Config struct {
 	HeartbeatTimeout   time.Duration // default 500ms
 	ElectionTimeout    time.Duration // default 500ms
 	LeaderLeaseTimeout time.Duration // default 250ms
-	CommitTimeout      time.Duration // default 20ms
+	CommitTimeout      time.Duration // default 10ms: a follower learns a commit within it
 	SnapshotInterval   time.Duration // default 2m
 	SnapshotThreshold  uint64        // default 8192 entries
 	TrailingLogs       uint64        // default 10240 entries
@@ -69,7 +69,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
 	def(&c.ElectionTimeout, 500*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
-	def(&c.CommitTimeout, 20*time.Millisecond)
+	def(&c.CommitTimeout, 10*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	if c.SnapshotThreshold == 0 {

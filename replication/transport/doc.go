@@ -28,7 +28,8 @@
 // streams on any connection. Keep-alives are sent every 2 s and a connection
 // without traffic for 6 s is dead, so crashed peers are noticed quickly. A
 // node closes its connections with CONNECTION_CLOSE (application error 0x100,
-// "shutdown") when it stops; a node that crashed and restarted answers
+// "shutdown") when it stops, and with 0x101 ("stale") a connection it found
+// dead and replaced; a node that crashed and restarted answers
 // packets of old connections with a stateless reset, because its stateless
 // reset key is persisted.
 //

@@ -41,6 +41,7 @@ const (
 // QUIC application error codes (connection) and stream error codes.
 const (
 	codeShutdown quic.ApplicationErrorCode = 0x100
+	codeStale    quic.ApplicationErrorCode = 0x101 // a connection we gave up on
 
 	streamClosed      quic.StreamErrorCode = 0x0
 	streamRefused     quic.StreamErrorCode = 0x1
@@ -466,6 +467,13 @@ func (t *Transport) deliverRaft(c *streamConn, id pki.Identity) {
 // live one and otherwise dials one (capped by Config.DialTimeout); if the
 // cached connection turns out dead, it redials once. ctx bounds the whole
 // call; Close cancels it.
+//
+// Opening a stream takes no round trip, so a stream opened on a connection
+// that is dying without knowing it yet (the peer crashed or restarted a
+// moment ago, or refused this node's certificate after the client side of the
+// handshake finished) is returned and fails at its first read; the next Dial
+// redials. Closing the returned conn sends FIN after the written data and
+// stops reading.
 func (t *Transport) Dial(ctx context.Context, addr string, k Kind) (net.Conn, pki.Identity, error) {
 	return t.dial(ctx, addr, k, nil)
 }
@@ -487,8 +495,9 @@ func (t *Transport) dial(ctx context.Context, addr string, k Kind, allow func(pk
 	stop := context.AfterFunc(t.ctx, func() { cancel(ErrClosed) })
 	defer func() { stop(); cancel(nil) }()
 
+	var stale *quic.Conn
 	for attempt := 0; ; attempt++ {
-		qc, id, fresh, err := t.connect(ctx, p, raddr)
+		qc, id, fresh, err := t.connect(ctx, p, raddr, stale)
 		if err != nil {
 			return nil, pki.Identity{}, fmt.Errorf("dial %s: %w", addr, err)
 		}
@@ -501,8 +510,11 @@ func (t *Transport) dial(ctx context.Context, addr string, k Kind, allow func(pk
 		if err == nil {
 			return newConn(qc, s), id, nil
 		}
-		if !fresh && attempt == 0 && qc.Context().Err() != nil {
-			t.log.Debug("cached connection died; redialing", "addr", addr, "peer", id.String())
+		// A stream fails to open only if ctx ended or the connection died
+		// (its Context may lag behind by a moment, so do not wait for it).
+		if !fresh && attempt == 0 && ctx.Err() == nil {
+			t.log.Debug("cached connection died; redialing", "addr", addr, "peer", id.String(), "err", err)
+			stale = qc
 			continue
 		}
 		if c := context.Cause(ctx); c != nil {
@@ -531,16 +543,21 @@ func (t *Transport) peerFor(key string) (*peer, error) {
 }
 
 // connect returns the live connection to p, dialing it under p's lock if
-// needed. fresh reports a new connection.
-func (t *Transport) connect(ctx context.Context, p *peer, raddr *net.UDPAddr) (_ *quic.Conn, _ pki.Identity, fresh bool, _ error) {
+// needed. fresh reports a new connection. stale, if not nil, is a connection
+// known to be dead even if its Context does not say so yet.
+func (t *Transport) connect(ctx context.Context, p *peer, raddr *net.UDPAddr, stale *quic.Conn) (_ *quic.Conn, _ pki.Identity, fresh bool, _ error) {
 	select {
 	case p.lock <- struct{}{}:
 	case <-ctx.Done():
 		return nil, pki.Identity{}, false, context.Cause(ctx)
 	}
 	defer func() { <-p.lock }()
-	if p.conn != nil && p.conn.Context().Err() == nil {
+	if p.conn != nil && p.conn != stale && p.conn.Context().Err() == nil {
 		return p.conn, p.id, false, nil
+	}
+	if p.conn != nil && p.conn == stale {
+		// Make sure it is gone for everyone, not just for this caller.
+		_ = p.conn.CloseWithError(codeStale, "stale")
 	}
 	p.conn = nil
 	dctx, cancel := context.WithTimeout(ctx, t.cfg.DialTimeout)
