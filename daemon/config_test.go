@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +70,33 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		var ce *ConfigError
 		if err != nil && tc.key != "colour" && tc.key != "soon" && !errors.As(err, &ce) {
 			t.Errorf("%q: %T is not a *ConfigError", tc.key, err)
+		}
+	}
+}
+
+func TestDetectAdvertise(t *testing.T) {
+	addrs := func() ([]net.Addr, error) {
+		return []net.Addr{
+			&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+			&net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)},
+			&net.IPNet{IP: net.ParseIP("10.1.0.5"), Mask: net.CIDRMask(24, 32)},
+			&net.IPNet{IP: net.ParseIP("10.2.0.7"), Mask: net.CIDRMask(24, 32)},
+		}, nil
+	}
+	cases := []struct {
+		listen string
+		peers  []string
+		want   string
+	}{
+		{"0.0.0.0:4610", []string{"10.2.0.6:4610", "10.2.0.7:4610"}, "10.2.0.7:4610"},
+		{"0.0.0.0:4610", []string{"10.2.0.7:9999"}, "10.1.0.5:4610"},
+		{":4610", nil, "10.1.0.5:4610"},
+		{"10.2.0.7:4610", nil, ""},
+		{"127.0.0.1:4610", nil, ""},
+	}
+	for _, tc := range cases {
+		if got := detectAdvertise(tc.listen, tc.peers, addrs); got != tc.want {
+			t.Errorf("listen %s peers %v: got %q, want %q", tc.listen, tc.peers, got, tc.want)
 		}
 	}
 }

@@ -103,9 +103,16 @@ func (d *Daemon) Open() (err error) {
 	}
 
 	// 2. QUIC transport, and the node that registers its handlers on it.
+	advertise := d.cfg.Advertise
+	if advertise == "" {
+		advertise = detectAdvertise(d.cfg.Listen, d.cfg.Peers, upInterfaceAddrs)
+		if advertise != "" {
+			d.logger.Info("advertise address detected; set advertise: in the config if peers cannot reach it", "advertise", advertise)
+		}
+	}
 	d.tr, err = transport.New(transport.Config{
 		Listen:                d.cfg.Listen,
-		Advertise:             d.cfg.Advertise,
+		Advertise:             advertise,
 		TLS:                   d.tls,
 		Station:               d.cfg.StationID,
 		StatelessResetKeyFile: filepath.Join(d.cfg.DataDir, "quic-reset.key"),
