@@ -241,38 +241,25 @@ func (d *Daemon) handleGetItem(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, it)
 }
 
-// itemBody is what a client may send for an item; origin and version are
-// the station's to decide.
-type itemBody struct {
-	Code          string             `json:"code"`
-	Name          string             `json:"name"`
-	Type          records.ItemType   `json:"type"`
-	Basis         string             `json:"basis"`
-	LegalLimit    *records.Limit     `json:"legal_limit"`
-	PromisedLimit *records.Limit     `json:"promised_limit"`
-	Instant       bool               `json:"instant"`
-	Objects       []int              `json:"objects"`
-	Materials     []records.Material `json:"materials"`
-}
-
 func (d *Daemon) handlePutItem(w http.ResponseWriter, r *http.Request) {
-	var b itemBody
-	if !d.decodeBody(w, r, &b) {
+	var it records.Item
+	if !d.decodeBody(w, r, &it) {
 		return
 	}
 	code := r.PathValue("code")
-	if b.Code == "" {
-		b.Code = code
+	if it.Code == "" {
+		it.Code = code
 	}
-	if b.Code != code {
-		writeDomainError(w, records.Invalid("code", "%q in the body differs from %q in the path", b.Code, code))
+	if it.Code != code {
+		writeDomainError(w, records.Invalid("code", "%q in the body differs from %q in the path", it.Code, code))
 		return
 	}
-	it := records.Item{
-		Code: b.Code, Name: b.Name, Type: b.Type, Basis: b.Basis, LegalLimit: b.LegalLimit,
-		PromisedLimit: b.PromisedLimit, Instant: b.Instant, Objects: b.Objects, Materials: b.Materials,
-		Origin: records.OriginLocal,
+	if it.Origin != "" && it.Origin != records.OriginLocal {
+		writeDomainError(w, records.Invalid("origin", "a station writes only its local items; district items come from the center"))
+		return
 	}
+	// The station decides origin and version.
+	it.Origin, it.Version = records.OriginLocal, 0
 	if err := it.Validate(); err != nil {
 		writeDomainError(w, err)
 		return

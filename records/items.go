@@ -35,21 +35,48 @@ type Material struct {
 	Copies    int    `json:"copies"`
 }
 
-// Item is a service item (政务服务事项) of the station's item list.
-// The full GB/T 39046 field set is completed by the domain issue; the
-// fields here are the ones every node already replicates.
+// Department is the implementing body (实施主体).
+type Department struct {
+	Name       string `json:"name"`
+	CreditCode string `json:"credit_code,omitempty"` // 18-char unified social credit code
+}
+
+// Result is what a case of the item produces (办理结果).
+type Result struct {
+	Name   string `json:"name"`
+	Sample string `json:"sample,omitempty"`
+}
+
+// Fee says whether the item is charged (是否收费) and on what basis.
+type Fee struct {
+	Charged bool   `json:"charged"`
+	Basis   string `json:"basis,omitempty"`
+}
+
+// Item is a service item (政务服务事项) of the station's item list, with the
+// GB/T 39046-2020 fields of DOMAIN.md.
 type Item struct {
-	Code          string     `json:"code"`
-	Name          string     `json:"name"`
-	Type          ItemType   `json:"type"`
-	Basis         string     `json:"basis,omitempty"`
-	LegalLimit    *Limit     `json:"legal_limit,omitempty"`
-	PromisedLimit *Limit     `json:"promised_limit,omitempty"`
-	Instant       bool       `json:"instant"`
-	Objects       []int      `json:"objects,omitempty"`
-	Materials     []Material `json:"materials,omitempty"`
-	Origin        string     `json:"origin"`
-	Version       uint64     `json:"version"`
+	Code          string      `json:"code"`                // 实施编码
+	BaseCode      string      `json:"base_code,omitempty"` // 基本编码
+	Name          string      `json:"name"`
+	Type          ItemType    `json:"type"`
+	Basis         string      `json:"basis,omitempty"`
+	Level         int         `json:"level,omitempty"` // 行使层级 1 国家 .. 6 村(社区)
+	Department    *Department `json:"department,omitempty"`
+	Conditions    string      `json:"conditions,omitempty"`
+	Objects       []int       `json:"objects,omitempty"` // 服务对象 1..6
+	Procedure     string      `json:"procedure,omitempty"`
+	Materials     []Material  `json:"materials,omitempty"`
+	LegalLimit    *Limit      `json:"legal_limit,omitempty"`
+	PromisedLimit *Limit      `json:"promised_limit,omitempty"`
+	Result        *Result     `json:"result,omitempty"`
+	Fee           *Fee        `json:"fee,omitempty"`
+	Instant       bool        `json:"instant"`               // 即办件 (case type 1) or 承诺件 (2)
+	Channels      []int       `json:"channels,omitempty"`    // 办理形式 1 window, 2 web, 3 mobile, 4 courier
+	Online        bool        `json:"online,omitempty"`      // 网上可办
+	Appointment   bool        `json:"appointment,omitempty"` // 可预约
+	Origin        string      `json:"origin"`
+	Version       uint64      `json:"version"`
 }
 
 // knownTypes are the national item type codes (DOMAIN.md); 11+ and 21+ are
@@ -99,9 +126,28 @@ func (it *Item) Validate() error {
 			return Invalid(name+".unit", "must be working_days, days or hours, got %q", l.Unit)
 		}
 	}
+	if it.Level != 0 && (it.Level < 1 || it.Level > 6) {
+		return Invalid("level", "must be 1 (国家) to 6 (村/社区), got %d", it.Level)
+	}
+	if it.Department != nil && it.Department.CreditCode != "" && utf8.RuneCountInString(it.Department.CreditCode) != 18 {
+		return Invalid("department.credit_code", "must be the 18-character unified social credit code, got %q", it.Department.CreditCode)
+	}
+	for i, o := range it.Objects {
+		if o < 1 || o > 6 {
+			return Invalid("objects["+strconv.Itoa(i)+"]", "must be 1 to 6 (自然人, 企业法人, 事业法人, 社会组织法人, 行政机关, 其他组织), got %d", o)
+		}
+	}
+	for i, ch := range it.Channels {
+		if ch < 1 || ch > 4 {
+			return Invalid("channels["+strconv.Itoa(i)+"]", "must be 1 (window), 2 (web), 3 (mobile) or 4 (courier), got %d", ch)
+		}
+	}
 	for i, m := range it.Materials {
 		if strings.TrimSpace(m.Name) == "" {
 			return Invalid("materials["+strconv.Itoa(i)+"].name", "is required")
+		}
+		if m.Originals < 0 || m.Copies < 0 {
+			return Invalid("materials["+strconv.Itoa(i)+"]", "originals and copies cannot be negative")
 		}
 	}
 	return nil
