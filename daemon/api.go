@@ -26,6 +26,12 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST /v1/cases", d.handleCreateCase)
 	mux.HandleFunc("GET /v1/cases", d.handleListCases)
 	mux.HandleFunc("GET /v1/cases/{id}", d.handleGetCase)
+	mux.HandleFunc("POST /v1/cases/{id}/events", d.handleCaseEvent)
+	mux.HandleFunc("POST /v1/cases/{id}/evaluations", d.handleEvaluation)
+	mux.HandleFunc("GET /v1/workorders", d.handleListWorkOrders)
+	mux.HandleFunc("GET /v1/workorders/{id}", d.handleGetWorkOrder)
+	mux.HandleFunc("POST /v1/workorders/{id}/events", d.handleWorkOrderEvent)
+	mux.HandleFunc("GET /v1/stats/monthly", d.handleMonthlyStats)
 	mux.HandleFunc("GET /v1/feed", d.handleFeed)
 	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
@@ -317,7 +323,7 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, time.Now())
+	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, d.clock.Now())
 	res, ok := d.submitOne(w, r, records.Op{Kind: records.OpCreateCase, Case: &c})
 	if !ok {
 		return
@@ -328,16 +334,17 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{
-		"case":        d.present(r, stored),
+		"case":        d.caseView(r, stored),
 		"replication": "committed",
 		"repeat":      res.Status == "repeat",
 	})
 }
 
-// present masks personal data unless the caller asks for it (?full=1).
+// present masks personal data unless the caller asks for it (?full=1);
+// evaluators are never shown.
 func (d *Daemon) present(r *http.Request, c records.Case) records.Case {
 	if f := r.URL.Query().Get("full"); f == "1" || f == "true" {
-		return c
+		return c.WithoutEvaluators()
 	}
 	return c.Masked()
 }
@@ -352,7 +359,7 @@ func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d.present(r, c))
+	writeJSON(w, http.StatusOK, d.caseView(r, c))
 }
 
 func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
@@ -375,10 +382,11 @@ func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	for i := range page.Cases {
-		page.Cases[i] = d.present(r, page.Cases[i])
+	views := make([]caseView, len(page.Cases))
+	for i, c := range page.Cases {
+		views[i] = d.caseView(r, c)
 	}
-	writeJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, map[string]any{"cases": views, "next": page.Next})
 }
 
 func (d *Daemon) handleFeed(w http.ResponseWriter, r *http.Request) {

@@ -39,6 +39,7 @@ type Config struct {
 	PullInterval      Duration      `yaml:"pull_interval"`
 	CatalogueInterval Duration      `yaml:"catalogue_interval"`
 	Timezone          string        `yaml:"timezone"`
+	WorkOrderDays     int           `yaml:"work_order_days"` // due time of a bad-review work order, working days
 	Raft              RaftTimeouts  `yaml:"raft"`
 	Log               LogConfig     `yaml:"log"`
 	Limits            RequestLimits `yaml:"limits"`
@@ -125,6 +126,7 @@ func DefaultConfig() Config {
 		PullInterval:      Duration(10 * time.Second),
 		CatalogueInterval: Duration(30 * time.Second),
 		Timezone:          "Asia/Shanghai",
+		WorkOrderDays:     15,
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
 	}
@@ -375,6 +377,9 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	if c.WorkOrderDays < 1 || c.WorkOrderDays > 365 {
+		return bad("work_order_days", "must be 1 to 365 working days, got %d", c.WorkOrderDays)
 	}
 	if c.Limits.MaxBodyBytes <= 0 {
 		return bad("limits.max_body_bytes", "must be positive")

@@ -15,7 +15,10 @@ import (
 	"time"
 	_ "time/tzdata" // station PCs (Windows) may have no zoneinfo
 
+	"github.com/stationsync/stationsync/configs/holidays"
 	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/calendar"
 	"github.com/stationsync/stationsync/replication"
 	"github.com/stationsync/stationsync/replication/transport"
 )
@@ -40,6 +43,8 @@ type Daemon struct {
 	cfg    Config
 	logger *slog.Logger
 	loc    *time.Location
+	cal    *calendar.Calendar
+	clock  *records.Clock
 	token  string
 	start  time.Time
 
@@ -74,6 +79,14 @@ func (d *Daemon) Open() (err error) {
 	if d.loc, err = time.LoadLocation(d.cfg.Timezone); err != nil {
 		return fmt.Errorf("timezone: %w", err)
 	}
+	files, err := holidays.Default()
+	if err != nil {
+		return fmt.Errorf("holiday calendar: %w", err)
+	}
+	if d.cal, err = calendar.Parse(files); err != nil {
+		return fmt.Errorf("holiday calendar: %w", err)
+	}
+	d.clock = records.NewClock(nil)
 	if d.cfg.APITokenFile != "" {
 		b, err := os.ReadFile(d.cfg.APITokenFile)
 		if err != nil {

@@ -110,10 +110,14 @@ tls: {ca: ca.crt, cert: node.crt, key: node.key}
 	if _, err := daemons[0].Node().Submit(wctx, ops); err != nil {
 		return fmt.Errorf("demo: load sample items: %w", err)
 	}
+	nCases, err := seedDemoCases(wctx, daemons[1].Node(), station, time.Now())
+	if err != nil {
+		return fmt.Errorf("demo: sample cases: %w", err)
+	}
 
 	w := o.Out
 	fmt.Fprintf(w, "stationsync demo: station %s — %s %s（%s）\n", station, park[1], park[2], park[3])
-	fmt.Fprintf(w, "3 nodes on loopback, raft over QUIC with mutual TLS, leader %s, %d sample items loaded\n\n", leader, len(items))
+	fmt.Fprintf(w, "3 nodes on loopback, raft over QUIC with mutual TLS, leader %s; %d sample items and %d sample cases (DEMO-*) loaded\n\n", leader, len(items), nCases)
 	for i, d := range daemons {
 		fmt.Fprintf(w, "  pc-%d  API %s/v1/status   status page %s/   QUIC %s\n", i+1, d.APIURL(), d.APIURL(), peers[i])
 	}
@@ -122,6 +126,8 @@ Try (a case written on pc-2 is on every PC at once):
   curl -s %[1]s/v1/items
   curl -s -X POST %[2]s/v1/cases -d '{"item_code":"XC-S-0005","channel":"window","actor":"clerk-07","applicant":{"kind":"person","name":"张三","id_type":"111","id_number":"320507199001011234","phone":"13912345678"}}'
   curl -s %[3]s/v1/cases
+  curl -s '%[1]s/v1/stats/monthly'
+  curl -s '%[1]s/v1/workorders?status=open'
   curl -s '%[1]s/v1/feed?since=0'
 
 Data, certificates, configs and logs: %[4]s (kept; run again to restart the same station)

@@ -6,17 +6,6 @@ import (
 	"time"
 )
 
-// Case states (办件状态). The full lifecycle is completed by the domain
-// issue; a case starts as received.
-const (
-	StateReceived = "received"
-)
-
-// Event types. EventReceived is the first event of every case.
-const (
-	EventReceived = "received"
-)
-
 // Channels a case can arrive through.
 var caseChannels = map[string]bool{"window": true, "web": true, "mobile": true, "kiosk": true, "courier": true, "phone": true}
 
@@ -37,17 +26,24 @@ type Event struct {
 	CaseID string          `json:"case_id"`
 	Type   string          `json:"type"`
 	Actor  string          `json:"actor"`
+	HLC    HLC             `json:"hlc"`
 	At     time.Time       `json:"at"`
 	Node   string          `json:"node,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
+	// Conflict marks an event that is not possible at its place in the
+	// merged history: kept for a person to resolve, not applied.
+	Conflict bool `json:"conflict,omitempty"`
 }
 
-// Case is a handled case (办件): its identity, applicant, and events.
-// State is derived from the events.
+// Case is a handled case (办件): its identity, applicant, events and
+// evaluations. State is the fold of the events (see Fold).
 type Case struct {
 	ID         string     `json:"id"`
 	Station    string     `json:"station"`
 	ItemCode   string     `json:"item_code"`
+	ItemName   string     `json:"item_name,omitempty"`
+	Instant    bool       `json:"instant"`         // 即办件, copied from the item at reception
+	Limit      *Limit     `json:"limit,omitempty"` // promised limit, copied from the item at reception
 	Channel    string     `json:"channel"`
 	Actor      string     `json:"actor"`
 	Applicant  Applicant  `json:"applicant"`
@@ -57,6 +53,10 @@ type Case struct {
 	State      string     `json:"state"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Events     []Event    `json:"events"`
+	// Evaluations (好差评) of the case, first and second attempts.
+	Evaluations []Evaluation `json:"evaluations,omitempty"`
+
+	accepted bool // set by Fold
 }
 
 // Validate checks a new case as received from a client (before the node
@@ -106,13 +106,22 @@ func (a *Applicant) validate(field string) error {
 
 // Masked returns a copy of the case with personal data masked for display
 // and export: ID numbers keep the first 6 and last 4 characters, phones the
-// first 3 and last 4.
+// first 3 and last 4. Evaluators are never shown (WithoutEvaluators keeps
+// the applicant's data, for ?full=1).
 func (c Case) Masked() Case {
 	c.Applicant = c.Applicant.masked()
+	c.Evaluations = withoutEvaluators(c.Evaluations)
 	if c.Agent != nil {
 		a := c.Agent.masked()
 		c.Agent = &a
 	}
+	return c
+}
+
+// WithoutEvaluators returns the case without the evaluators' identities,
+// which are never shown, not even with full personal data.
+func (c Case) WithoutEvaluators() Case {
+	c.Evaluations = withoutEvaluators(c.Evaluations)
 	return c
 }
 

@@ -3,28 +3,35 @@ package records
 import (
 	"encoding/json"
 	"fmt"
-	"time"
+	"strings"
 )
 
 // Op kinds: the commands a station replicates.
 const (
-	OpPutItem    = "put_item"
-	OpCreateCase = "create_case"
+	OpPutItem        = "put_item"
+	OpCreateCase     = "create_case"
+	OpAppendEvent    = "append_event"
+	OpEvaluate       = "evaluate"
+	OpWorkOrderEvent = "workorder_event"
 )
 
 // Op is one replicated command. It is fully prepared by the node that
 // received it (ids and timestamps assigned), so applying it is
 // deterministic on every node.
 type Op struct {
-	Kind string `json:"kind"`
-	Item *Item  `json:"item,omitempty"`
-	Case *Case  `json:"case,omitempty"`
+	Kind           string          `json:"kind"`
+	Item           *Item           `json:"item,omitempty"`
+	Case           *Case           `json:"case,omitempty"`
+	Event          *Event          `json:"event,omitempty"`
+	Evaluation     *Evaluation     `json:"evaluation,omitempty"`
+	WorkOrderID    string          `json:"workorder_id,omitempty"`
+	WorkOrderEvent *WorkOrderEvent `json:"workorder_event,omitempty"`
 }
 
 // Change is what an applied op adds to the station's change feed.
 type Change struct {
-	Kind string          `json:"kind"` // item | case | event
-	Key  string          `json:"key"`
+	Kind string          `json:"kind"` // item | case | event | evaluation | workorder | workorder_event
+	Key  string          `json:"key"`  // item code, case id or work order id
 	Data json.RawMessage `json:"data"`
 }
 
@@ -45,16 +52,17 @@ type Reader interface {
 
 // Key prefixes of the domain state.
 const (
-	prefixItem  = "item/"
-	prefixCase  = "case/"
-	prefixEvent = "event/"
+	prefixItem      = "item/"
+	prefixCase      = "case/"
+	prefixEvent     = "event/" // event, evaluation or work order event id -> owner, for idempotency
+	prefixWorkOrder = "wo/"
 )
 
 // Apply applies one op to st. It returns the resulting record (for the
-// client's answer) and the feed change, or nil change when the op was a
-// repeat of something already applied (idempotent retries). A domain error
-// leaves st untouched: every check happens before the first write.
-func Apply(st State, op Op) (any, *Change, error) {
+// client's answer) and the feed changes; no changes when the op repeats
+// something already applied (idempotent retries). A domain error leaves st
+// untouched: every check happens before the first write.
+func Apply(st State, op Op) (any, []Change, error) {
 	switch op.Kind {
 	case OpPutItem:
 		if op.Item == nil {
@@ -66,12 +74,35 @@ func Apply(st State, op Op) (any, *Change, error) {
 			return nil, nil, Invalid("case", "is required for %s", op.Kind)
 		}
 		return createCase(st, *op.Case)
+	case OpAppendEvent:
+		if op.Event == nil {
+			return nil, nil, Invalid("event", "is required for %s", op.Kind)
+		}
+		return appendEvent(st, *op.Event)
+	case OpEvaluate:
+		if op.Evaluation == nil {
+			return nil, nil, Invalid("evaluation", "is required for %s", op.Kind)
+		}
+		return evaluate(st, *op.Evaluation)
+	case OpWorkOrderEvent:
+		if op.WorkOrderEvent == nil || op.WorkOrderID == "" {
+			return nil, nil, Invalid("workorder_event", "and workorder_id are required for %s", op.Kind)
+		}
+		return workOrderEvent(st, op.WorkOrderID, *op.WorkOrderEvent)
 	default:
 		return nil, nil, Invalid("kind", "unknown op %q", op.Kind)
 	}
 }
 
-func putItem(st State, it Item) (any, *Change, error) {
+func change(kind, key string, v any) (Change, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Change{}, fmt.Errorf("encode %s %s: %w", kind, key, err)
+	}
+	return Change{Kind: kind, Key: key, Data: b}, nil
+}
+
+func putItem(st State, it Item) (any, []Change, error) {
 	if err := it.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -100,10 +131,27 @@ func putItem(st State, it Item) (any, *Change, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return it, &Change{Kind: "item", Key: it.Code, Data: data}, nil
+	return it, []Change{{Kind: "item", Key: it.Code, Data: data}}, nil
 }
 
-func createCase(st State, c Case) (any, *Change, error) {
+// claimID checks an event id against the idempotency index: seen for the
+// same owner is a repeat (true), for another owner a conflict.
+func claimID(st State, id, owner string) (repeat bool, err error) {
+	b, err := st.Get(prefixEvent + id)
+	if err != nil {
+		return false, fmt.Errorf("read event index: %w", err)
+	}
+	switch {
+	case b == nil:
+		return false, nil
+	case string(b) == owner:
+		return true, nil
+	default:
+		return false, Conflict("id %q is already used by %s", id, b)
+	}
+}
+
+func createCase(st State, c Case) (any, []Change, error) {
 	if c.ID == "" {
 		return nil, nil, Invalid("id", "is required once the node prepared the case")
 	}
@@ -119,7 +167,12 @@ func createCase(st State, c Case) (any, *Change, error) {
 	}
 	if old != nil {
 		// The same client id again: a retry, answered with what is stored.
+		old.Fold()
 		return *old, nil, nil
+	}
+	owner := "case " + c.ID
+	if _, err := claimID(st, c.Events[0].ID, owner); err != nil {
+		return nil, nil, err
 	}
 	var item *Item
 	if err := getJSON(st, prefixItem+c.ItemCode, &item); err != nil {
@@ -128,30 +181,251 @@ func createCase(st State, c Case) (any, *Change, error) {
 	if item == nil {
 		return nil, nil, Invalid("item_code", "%q is not on this station's item list", c.ItemCode)
 	}
-	ev := c.Events[0]
-	ev.CaseID = c.ID
-	c.Events = []Event{ev}
-	c.State = StateReceived
+	c.ItemName, c.Instant, c.Limit = item.Name, item.Instant, item.PromisedLimit
+	c.Events[0].CaseID = c.ID
+	c.Evaluations = nil
+	c.Fold()
 	data, err := setJSON(st, prefixCase+c.ID, c)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := st.Set(prefixEvent+ev.ID, []byte(c.ID)); err != nil {
+	if err := st.Set(prefixEvent+c.Events[0].ID, []byte(owner)); err != nil {
+		return nil, nil, fmt.Errorf("index event %s: %w", c.Events[0].ID, err)
+	}
+	return c, []Change{{Kind: "case", Key: c.ID, Data: data}}, nil
+}
+
+func loadCase(st State, id string) (*Case, error) {
+	var c *Case
+	if err := getJSON(st, prefixCase+id, &c); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, NotFound("case %q not found", id)
+	}
+	c.Fold()
+	return c, nil
+}
+
+func appendEvent(st State, ev Event) (any, []Change, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, nil, err
+	}
+	c, err := loadCase(st, ev.CaseID)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner := "case " + c.ID
+	if repeat, err := claimID(st, ev.ID, owner); err != nil || repeat {
+		return *c, nil, err
+	}
+	before := c.State
+	c.Events = append(c.Events, ev)
+	c.Fold()
+	for _, e := range c.Events {
+		if e.ID == ev.ID && e.Conflict {
+			return nil, nil, Conflict("case %s is %s: %s is not possible now (possible: %s)", c.ID, before, ev.Type, possibleNext(c, before))
+		}
+	}
+	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
+		return nil, nil, err
+	}
+	if err := st.Set(prefixEvent+ev.ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	return c, &Change{Kind: "case", Key: c.ID, Data: data}, nil
+	ch, err := change("event", c.ID, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return *c, []Change{ch}, nil
+}
+
+func possibleNext(c *Case, state string) string {
+	var out []string
+	for _, t := range caseTransitions[state] {
+		if allowed(c, state, t) {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return "none, the case is closed"
+	}
+	return strings.Join(out, ", ")
+}
+
+func evaluate(st State, e Evaluation) (any, []Change, error) {
+	if err := e.Validate(); err != nil {
+		return nil, nil, err
+	}
+	c, err := loadCase(st, e.CaseID)
+	if err != nil {
+		return nil, nil, err
+	}
+	owner := "evaluation of case " + c.ID
+	if repeat, err := claimID(st, e.ID, owner); err != nil || repeat {
+		return *c, nil, err
+	}
+	var wo *WorkOrder
+	for _, prev := range c.Evaluations {
+		if prev.Attempt == e.Attempt {
+			return nil, nil, Conflict("case %s already has its %s evaluation (一事一评)", c.ID, attemptName(e.Attempt))
+		}
+	}
+	if e.Attempt == 2 {
+		if err := getJSON(st, prefixWorkOrder+workOrderID(c), &wo); err != nil {
+			return nil, nil, err
+		}
+		if wo == nil {
+			return nil, nil, Conflict("case %s has no bad-review work order: a second evaluation follows a work order's call-back", c.ID)
+		}
+	}
+	c.Evaluations = append(c.Evaluations, e)
+	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
+		return nil, nil, err
+	}
+	if err := st.Set(prefixEvent+e.ID, []byte(owner)); err != nil {
+		return nil, nil, fmt.Errorf("index evaluation %s: %w", e.ID, err)
+	}
+	ch, err := change("evaluation", c.ID, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	changes := []Change{ch}
+	switch {
+	case e.Attempt == 1 && BadReview(e.Level):
+		days := e.WorkOrderDays
+		if days <= 0 {
+			days = DefaultWorkOrderDays
+		}
+		wo = &WorkOrder{
+			ID: workOrderID(c), CaseID: c.ID, EvaluationID: e.ID, Station: c.Station, ItemCode: c.ItemCode,
+			Level: e.Level, Text: e.Text, State: WorkOrderOpen, OpenedAt: e.At, DueDays: days, Events: []WorkOrderEvent{},
+		}
+	case e.Attempt == 2:
+		wo.SecondLevel = e.Level
+	}
+	if wo != nil {
+		data, err := setJSON(st, prefixWorkOrder+wo.ID, wo)
+		if err != nil {
+			return nil, nil, err
+		}
+		changes = append(changes, Change{Kind: "workorder", Key: wo.ID, Data: data})
+	}
+	return *c, changes, nil
+}
+
+// workOrderID names the one work order a case's bad first evaluation opens.
+func workOrderID(c *Case) string { return "WO-" + c.ID }
+
+func attemptName(a int) string {
+	if a == 2 {
+		return "second"
+	}
+	return "first"
+}
+
+func workOrderEvent(st State, id string, ev WorkOrderEvent) (any, []Change, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, nil, err
+	}
+	var wo *WorkOrder
+	if err := getJSON(st, prefixWorkOrder+id, &wo); err != nil {
+		return nil, nil, err
+	}
+	if wo == nil {
+		return nil, nil, NotFound("work order %q not found", id)
+	}
+	wo.Fold()
+	owner := "work order " + id
+	if repeat, err := claimID(st, ev.ID, owner); err != nil || repeat {
+		return *wo, nil, err
+	}
+	before := wo.State
+	wo.Events = append(wo.Events, ev)
+	wo.Fold()
+	for _, e := range wo.Events {
+		if e.ID == ev.ID && e.Conflict {
+			next := strings.Join(workOrderTransitions[before], ", ")
+			if next == "" {
+				next = "none, the work order is closed"
+			}
+			return nil, nil, Conflict("work order %s is %s: %s is not possible now (possible: %s)", id, before, ev.Type, next)
+		}
+	}
+	if _, err := setJSON(st, prefixWorkOrder+id, wo); err != nil {
+		return nil, nil, err
+	}
+	if err := st.Set(prefixEvent+ev.ID, []byte(owner)); err != nil {
+		return nil, nil, fmt.Errorf("index work order event %s: %w", ev.ID, err)
+	}
+	ch, err := change("workorder_event", id, ev)
+	if err != nil {
+		return nil, nil, err
+	}
+	return *wo, []Change{ch}, nil
 }
 
 // PrepareCase assigns what the receiving node decides for a new case: an
 // id when the client gave none, the station, the time and the first event.
-func PrepareCase(c *Case, station, node string, now time.Time) {
+func PrepareCase(c *Case, station, node string, at HLC) {
+	now := at.Time()
 	if c.ID == "" {
 		c.ID = NewID(now)
 	}
 	c.Station = station
-	c.CreatedAt = now.UTC()
+	c.CreatedAt = now
 	c.State = StateReceived
-	c.Events = []Event{{ID: c.ID + ".received", CaseID: c.ID, Type: EventReceived, Actor: c.Actor, At: c.CreatedAt, Node: node}}
+	c.Events = []Event{{ID: c.ID + ".received", CaseID: c.ID, Type: EventReceived, Actor: c.Actor, HLC: at, At: now, Node: node}}
+}
+
+// PrepareEvent completes a lifecycle event posted for case caseID.
+func PrepareEvent(ev *Event, caseID, node string, at HLC) {
+	if ev.ID == "" {
+		ev.ID = NewID(at.Time())
+	}
+	ev.CaseID, ev.Node, ev.HLC, ev.At, ev.Conflict = caseID, node, at, at.Time(), false
+}
+
+// PrepareEvaluation completes an evaluation posted for case caseID.
+func PrepareEvaluation(e *Evaluation, caseID, node string, at HLC, workOrderDays int) {
+	if e.ID == "" {
+		e.ID = NewID(at.Time())
+	}
+	if e.Attempt == 0 {
+		e.Attempt = 1
+	}
+	e.CaseID, e.Node, e.HLC, e.At, e.WorkOrderDays = caseID, node, at, at.Time(), workOrderDays
+}
+
+// PrepareWorkOrderEvent completes a work order event.
+func PrepareWorkOrderEvent(ev *WorkOrderEvent, node string, at HLC) {
+	if ev.ID == "" {
+		ev.ID = NewID(at.Time())
+	}
+	ev.Node, ev.HLC, ev.At, ev.Conflict = node, at, at.Time(), false
+}
+
+// Validate checks a lifecycle event as posted by a client.
+func (ev *Event) Validate() error {
+	if ev.ID != "" && !validRecordID(ev.ID) {
+		return Invalid("id", "must be at most 64 characters without spaces or '/'")
+	}
+	if ev.Type == EventReceived {
+		return Invalid("type", "received is the first event of a new case: POST /v1/cases")
+	}
+	if !IsCaseEvent(ev.Type) {
+		return Invalid("type", "%q must be one of %s", ev.Type, caseEventTypes())
+	}
+	if strings.TrimSpace(ev.Actor) == "" {
+		return Invalid("actor", "is required (the clerk who recorded the step)")
+	}
+	if len(ev.Data) > 16<<10 {
+		return Invalid("data", "is larger than 16 KiB")
+	}
+	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
+		return Invalid("data", "is not valid JSON")
+	}
+	return nil
 }
 
 func getJSON(st interface {

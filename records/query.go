@@ -41,6 +41,7 @@ func GetCase(r Reader, id string) (Case, error) {
 	if c == nil {
 		return Case{}, NotFound("case %q not found", id)
 	}
+	c.Fold()
 	return *c, nil
 }
 
@@ -87,6 +88,7 @@ func ListCases(r Reader, q CaseQuery) (CasePage, error) {
 		if err := json.Unmarshal(v, &c); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
 		}
+		c.Fold()
 		if q.ItemCode != "" && c.ItemCode != q.ItemCode || q.State != "" && c.State != q.State {
 			return true, nil
 		}
@@ -101,4 +103,40 @@ func ListCases(r Reader, q CaseQuery) (CasePage, error) {
 		return true, nil
 	})
 	return page, err
+}
+
+// GetWorkOrder returns the work order with id, or a not-found error.
+func GetWorkOrder(r Reader, id string) (WorkOrder, error) {
+	var w *WorkOrder
+	if err := getJSON(r, prefixWorkOrder+id, &w); err != nil {
+		return WorkOrder{}, err
+	}
+	if w == nil {
+		return WorkOrder{}, NotFound("work order %q not found", id)
+	}
+	w.Fold()
+	return *w, nil
+}
+
+// ListWorkOrders lists work orders, optionally only those in one state
+// ("overdue" is not a state: filter with WorkOrder.Overdue).
+func ListWorkOrders(r Reader, state string) ([]WorkOrder, error) {
+	if state != "" {
+		if _, ok := workOrderTransitions[state]; !ok {
+			return nil, Invalid("status", "%q is not a work order state (open, verifying, rectifying, replied, closed, invalid, cannot_rectify)", state)
+		}
+	}
+	list := []WorkOrder{}
+	err := r.Scan(prefixWorkOrder, "", func(key string, v []byte) (bool, error) {
+		var w WorkOrder
+		if err := json.Unmarshal(v, &w); err != nil {
+			return false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		w.Fold()
+		if state == "" || w.State == state {
+			list = append(list, w)
+		}
+		return true, nil
+	})
+	return list, err
 }

@@ -69,7 +69,7 @@ func TestItemValidateNamesTheField(t *testing.T) {
 func TestApplyCaseIsIdempotentAndNeedsItem(t *testing.T) {
 	st := memState{}
 	c := Case{ID: "c1", ItemCode: "XC-L-0001", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
-	PrepareCase(&c, "XC-IP-01", "pc-1", time.Now())
+	PrepareCase(&c, "XC-IP-01", "pc-1", NewClock(nil).Now())
 	if _, _, err := Apply(st, Op{Kind: OpCreateCase, Case: &c}); err == nil || !strings.Contains(err.Error(), "item_code") {
 		t.Fatalf("case for a missing item: got %v", err)
 	}
@@ -136,7 +136,7 @@ func TestListCasesPagesAndFiltersByMonth(t *testing.T) {
 	}
 	for _, tm := range times {
 		c := Case{ItemCode: "X", Channel: "window", Actor: "c", Applicant: Applicant{Kind: "person", Name: "n"}}
-		PrepareCase(&c, "S", "n", tm)
+		PrepareCase(&c, "S", "n", MakeHLC(tm.UnixMilli(), 0))
 		if _, _, err := Apply(st, Op{Kind: OpCreateCase, Case: &c}); err != nil {
 			t.Fatal(err)
 		}

@@ -155,7 +155,7 @@ func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
 		st := txnState{txn}
 		results := make([]Result, len(env.Ops))
 		for j, op := range env.Ops {
-			value, change, err := records.Apply(st, op)
+			value, changes, err := records.Apply(st, op)
 			if err != nil {
 				de, ok := records.AsError(err)
 				if !ok {
@@ -169,17 +169,19 @@ func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
 				return nil, fmt.Errorf("entry %d op %d: encode result: %w", l.Index, j, err)
 			}
 			results[j] = Result{Status: "repeat", Value: v, Index: l.Index}
-			if change == nil {
+			if len(changes) == 0 {
 				continue
 			}
 			results[j].Status = "applied"
-			seq++
-			fc, err := json.Marshal(FeedChange{Seq: seq, Index: l.Index, Change: *change})
-			if err != nil {
-				return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", l.Index, j, err)
-			}
-			if err := txn.Set(feedKey(seq), fc); err != nil {
-				return nil, err
+			for _, ch := range changes {
+				seq++
+				fc, err := json.Marshal(FeedChange{Seq: seq, Index: l.Index, Change: ch})
+				if err != nil {
+					return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", l.Index, j, err)
+				}
+				if err := txn.Set(feedKey(seq), fc); err != nil {
+					return nil, err
+				}
 			}
 		}
 		out[i] = results

@@ -18,6 +18,12 @@
 //
 // [Options] and [StartGC] are also used by the other badger databases of a
 // node (FSM state store, outbox) so that all of them stay small.
+//
+// Encryption at rest: [OpenEncrypted] opens the store with badger's AES
+// encryption (every value-log, memtable and table file is encrypted; data
+// keys rotate and are kept, encrypted with the node key, in KEYREGISTRY).
+// [WithKey] applies the same to the options of the other databases, and
+// [KeyError] turns badger's refusal of a key into an [ErrWrongKey] error.
 package logstore
 
 import (
@@ -83,14 +89,11 @@ var (
 // Open opens (creating dir if needed) the badger database in dir as a Store,
 // with [Options] (SyncWrites on) and value-log GC every [DefaultGCInterval].
 // A nil logger discards log output.
+//
+// Open does not encrypt; see [OpenEncrypted]. Opening an encrypted store
+// with Open fails with an error wrapping [ErrWrongKey].
 func Open(dir string, logger *slog.Logger) (*Store, error) {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	// Writers are serialized by Store and never read in a write transaction,
-	// so badger's conflict detection would only cost memory.
-	opts := Options(dir, true, logger).WithDetectConflicts(false)
-	return open(opts, DefaultGCInterval, logger)
+	return OpenEncrypted(dir, nil, logger)
 }
 
 // open is Open with explicit badger options and GC interval (for tests).

@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/stationsync/stationsync/records"
+)
+
+// observeCase moves the node's clock past every timestamp of the case, so
+// the event about to be written sorts after everything this PC has seen of
+// it, even when this PC's wall clock is behind.
+func (d *Daemon) observeCase(id string) error {
+	return d.node.View(func(rd records.Reader) error {
+		c, err := records.GetCase(rd, id)
+		if err != nil {
+			return err
+		}
+		for _, ev := range c.Events {
+			d.clock.Observe(ev.HLC)
+		}
+		for _, e := range c.Evaluations {
+			d.clock.Observe(e.HLC)
+		}
+		return nil
+	})
+}
+
+// caseEventBody is POST /v1/cases/{id}/events.
+type caseEventBody struct {
+	ID    string          `json:"id"`
+	Type  string          `json:"type"`
+	Actor string          `json:"actor"`
+	Data  json.RawMessage `json:"data"`
+}
+
+func (d *Daemon) handleCaseEvent(w http.ResponseWriter, r *http.Request) {
+	var b caseEventBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	ev := records.Event{ID: b.ID, Type: b.Type, Actor: b.Actor, Data: b.Data}
+	if err := ev.Validate(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	caseID := r.PathValue("id")
+	if err := d.observeCase(caseID); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	records.PrepareEvent(&ev, caseID, d.cfg.NodeID, d.clock.Now())
+	d.answerCase(w, r, records.Op{Kind: records.OpAppendEvent, Event: &ev}, map[string]any{"event": ev})
+}
+
+// evaluationBody is POST /v1/cases/{id}/evaluations.
+type evaluationBody struct {
+	ID        string `json:"id"`
+	Level     string `json:"level"`
+	Channel   int    `json:"channel"`
+	Text      string `json:"text"`
+	Attempt   int    `json:"attempt"`
+	Evaluator string `json:"evaluator"`
+}
+
+func (d *Daemon) handleEvaluation(w http.ResponseWriter, r *http.Request) {
+	var b evaluationBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	if b.Attempt == 0 {
+		b.Attempt = 1
+	}
+	e := records.Evaluation{ID: b.ID, Level: b.Level, Channel: b.Channel, Text: b.Text, Attempt: b.Attempt, Evaluator: b.Evaluator}
+	if err := e.Validate(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	caseID := r.PathValue("id")
+	if err := d.observeCase(caseID); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	records.PrepareEvaluation(&e, caseID, d.cfg.NodeID, d.clock.Now(), d.cfg.WorkOrderDays)
+	shown := e
+	shown.Evaluator = ""
+	d.answerCase(w, r, records.Op{Kind: records.OpEvaluate, Evaluation: &e}, map[string]any{"evaluation": shown})
+}
+
+// answerCase writes an op whose result is a case and answers 201 with the
+// case (and extra fields).
+func (d *Daemon) answerCase(w http.ResponseWriter, r *http.Request, op records.Op, extra map[string]any) {
+	res, ok := d.submitOne(w, r, op)
+	if !ok {
+		return
+	}
+	var c records.Case
+	if err := json.Unmarshal(res.Value, &c); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	body := map[string]any{"case": d.caseView(r, c), "replication": "committed", "repeat": res.Status == "repeat"}
+	for k, v := range extra {
+		body[k] = v
+	}
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// workOrderEventBody is POST /v1/workorders/{id}/events.
+type workOrderEventBody struct {
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Actor    string `json:"actor"`
+	Owner    string `json:"owner"`
+	Approver string `json:"approver"`
+	Note     string `json:"note"`
+}
+
+func (d *Daemon) handleWorkOrderEvent(w http.ResponseWriter, r *http.Request) {
+	var b workOrderEventBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	ev := records.WorkOrderEvent{ID: b.ID, Type: b.Type, Actor: b.Actor, Owner: b.Owner, Approver: b.Approver, Note: b.Note}
+	if err := ev.Validate(); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	id := r.PathValue("id")
+	err := d.node.View(func(rd records.Reader) error {
+		wo, err := records.GetWorkOrder(rd, id)
+		for _, e := range wo.Events {
+			d.clock.Observe(e.HLC)
+		}
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	records.PrepareWorkOrderEvent(&ev, d.cfg.NodeID, d.clock.Now())
+	res, ok := d.submitOne(w, r, records.Op{Kind: records.OpWorkOrderEvent, WorkOrderID: id, WorkOrderEvent: &ev})
+	if !ok {
+		return
+	}
+	var wo records.WorkOrder
+	if err := json.Unmarshal(res.Value, &wo); err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"workorder": d.workOrderView(wo), "replication": "committed", "repeat": res.Status == "repeat"})
+}
+
+func (d *Daemon) handleListWorkOrders(w http.ResponseWriter, r *http.Request) {
+	status := r.URL.Query().Get("status")
+	var list []records.WorkOrder
+	err := d.node.View(func(rd records.Reader) (err error) {
+		list, err = records.ListWorkOrders(rd, status)
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	views := make([]workOrderView, 0, len(list))
+	for _, wo := range list {
+		views = append(views, d.workOrderView(wo))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workorders": views})
+}
+
+func (d *Daemon) handleGetWorkOrder(w http.ResponseWriter, r *http.Request) {
+	var wo records.WorkOrder
+	err := d.node.View(func(rd records.Reader) (err error) {
+		wo, err = records.GetWorkOrder(rd, r.PathValue("id"))
+		return err
+	})
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.workOrderView(wo))
+}
