@@ -150,7 +150,7 @@ func TestFoldIsOrderIndependent(t *testing.T) {
 		{EventAccepted, EventPaused, EventResumed, EventPaused, EventResumed, EventRejected},
 		{EventCorrectionRequested, EventSupplemented, EventAccepted, EventCompleted},
 		{EventAccepted, EventCompleted, EventWithdrawn, EventRejected}, // two conflicts at the end
-		{EventWithdrawn, EventAccepted},                                 // a conflict
+		{EventWithdrawn, EventAccepted}, // a conflict
 	}
 	for hi, h := range histories {
 		base := Case{ID: "c", Instant: false}
