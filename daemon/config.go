@@ -90,7 +90,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil {
-		return fmt.Errorf("%q is not a duration like 500ms or 10s", n.Value)
+		return fmt.Errorf("line %d: %q is not a duration like 500ms or 10s", n.Line, n.Value)
 	}
 	*d = Duration(v)
 	return nil
@@ -144,6 +144,10 @@ func DefaultDataDir() string {
 	return "/var/lib/stationsync"
 }
 
+// cliOnlyEnv are STATIONSYNC_ variables read by the command line tools,
+// not config keys.
+var cliOnlyEnv = map[string]bool{"STATIONSYNC_API_URL": true}
+
 // LoadConfig reads the config file (empty path: defaults only), then the
 // environment (env, usually os.Environ()), then flags (key=value pairs with
 // the YAML key names, dots for nesting: "tls.ca=...").
@@ -157,7 +161,7 @@ func LoadConfig(path string, env []string, flags map[string]string) (Config, err
 		dec := yaml.NewDecoder(strings.NewReader(string(b)))
 		dec.KnownFields(true)
 		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-			return c, fmt.Errorf("config %s: %s", path, yamlMessage(err))
+			return c, fmt.Errorf("config %s: %s", path, yamlMessage(b, err))
 		}
 		abs, err := filepath.Abs(path)
 		if err != nil {
@@ -171,6 +175,9 @@ func LoadConfig(path string, env []string, flags map[string]string) (Config, err
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !strings.HasPrefix(k, "STATIONSYNC_") {
+			continue
+		}
+		if cliOnlyEnv[k] {
 			continue
 		}
 		key := strings.ToLower(strings.TrimPrefix(k, "STATIONSYNC_"))
@@ -193,12 +200,61 @@ func LoadConfig(path string, env []string, flags map[string]string) (Config, err
 	return c, nil
 }
 
-func yamlMessage(err error) string {
+// yamlMessage rewrites yaml's "line N: ..." errors to name the key at
+// that line, so "line 3: cannot unmarshal !!str `three` into int" becomes
+// `key "expect" (line 3): cannot unmarshal !!str `three` into int`.
+func yamlMessage(src []byte, err error) string {
+	var msgs []string
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
-		return strings.Join(te.Errors, "; ")
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
 	}
-	return err.Error()
+	var root yaml.Node
+	_ = yaml.Unmarshal(src, &root)
+	for i, m := range msgs {
+		m = strings.TrimPrefix(m, "yaml: ")
+		var line int
+		if _, scanErr := fmt.Sscanf(m, "line %d:", &line); scanErr != nil {
+			msgs[i] = m
+			continue
+		}
+		if key := keyAtLine(&root, line, ""); key != "" {
+			_, rest, _ := strings.Cut(m, ":")
+			m = fmt.Sprintf("key %q (line %d):%s", key, line, rest)
+		}
+		msgs[i] = m
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// keyAtLine finds the dotted path of the mapping key whose value is on
+// line (or the key itself, for an unknown field).
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := k.Value
+			if prefix != "" {
+				path = prefix + "." + k.Value
+			}
+			if sub := keyAtLine(v, line, path); sub != "" {
+				return sub
+			}
+			if k.Line == line || (v.Line == line && v.Kind == yaml.ScalarNode) {
+				return path
+			}
+		}
+	}
+	return ""
 }
 
 // set assigns one key from a string. With env, nested keys are written

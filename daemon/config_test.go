@@ -23,7 +23,7 @@ const minimal = "station_id: XC-IP-01\nnode_id: pc-1\ndata_dir: data\n"
 
 func TestConfigLayersFileEnvFlags(t *testing.T) {
 	p := writeConfig(t, minimal+"expect: 2\npeers: [10.0.0.1:4610]\nraft: {heartbeat_timeout: 700ms}\n")
-	c, err := LoadConfig(p, []string{"STATIONSYNC_EXPECT=3", "STATIONSYNC_TLS_CA=/etc/ca.crt", "OTHER=1"}, map[string]string{"node_id": "pc-2", "raft.election_timeout": "900ms"})
+	c, err := LoadConfig(p, []string{"STATIONSYNC_API_URL=http://127.0.0.1:4681", "STATIONSYNC_EXPECT=3", "STATIONSYNC_TLS_CA=/etc/ca.crt", "OTHER=1"}, map[string]string{"node_id": "pc-2", "raft.election_timeout": "900ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	}{
 		{file: minimal + "expect: 0\n", key: "expect"},
 		{file: minimal + "colour: blue\n", key: "colour"},
-		{file: minimal + "raft: {heartbeat_timeout: soon}\n", key: "soon"},
+		{file: minimal + "raft: {heartbeat_timeout: soon}\n", key: "raft.heartbeat_timeout"},
+		{file: minimal + "raft:\n  election_timeout: soon\n", key: "raft.election_timeout"},
+		{file: minimal + "expect: three\n", key: `key "expect"`},
+		{file: minimal + "peers: 3\n", key: `key "peers"`},
 		{file: "node_id: pc-1\n", key: "station_id"},
 		{file: "station_id: XC-IP-01\nnode_id: 'pc 1'\n", key: "node_id"},
 		{file: minimal + "listen: nowhere\n", key: "listen"},
@@ -68,7 +71,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 			t.Errorf("config %q env %v flags %v: got %v, want an error naming %q", tc.file, tc.env, tc.flags, err, tc.key)
 		}
 		var ce *ConfigError
-		if err != nil && tc.key != "colour" && tc.key != "soon" && !errors.As(err, &ce) {
+		if err != nil && tc.key != "colour" && !strings.HasPrefix(tc.key, "raft.") && !strings.HasPrefix(tc.key, "key ") && !errors.As(err, &ce) {
 			t.Errorf("%q: %T is not a *ConfigError", tc.key, err)
 		}
 	}

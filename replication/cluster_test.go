@@ -186,7 +186,7 @@ func putItem(t *testing.T, n *Node, code string) {
 func newCase(id string) records.Op {
 	c := records.Case{ID: id, ItemCode: "XC-L-0001", Channel: "window", Actor: "clerk-07",
 		Applicant: records.Applicant{Kind: "person", Name: "张三", IDNumber: "320507199001011234"}}
-	records.PrepareCase(&c, "XC-IP-01", "test", time.Now())
+	records.PrepareCase(&c, "XC-IP-01", "test", records.NewClock(nil).Now())
 	return records.Op{Kind: records.OpCreateCase, Case: &c}
 }
 
