@@ -414,5 +414,12 @@ func (d *Daemon) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
+	full := q.Get("full") == "1" || q.Get("full") == "true"
+	for i := range page.Changes {
+		if page.Changes[i].Change, err = records.MaskChange(page.Changes[i].Change, full); err != nil {
+			writeDomainError(w, err)
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, page)
 }

@@ -7,12 +7,17 @@ import (
 	"github.com/stationsync/stationsync/records"
 )
 
-// observeCase moves the node's clock past every timestamp of the case, so
-// the event about to be written sorts after everything this PC has seen of
-// it, even when this PC's wall clock is behind.
+// observeCase moves the node's clock past every timestamp of the case this
+// PC holds, so the event about to be written sorts after them even when
+// this PC's wall clock is behind. A case this PC has not seen yet (just
+// created on another PC) is no error here: applying the event checks that
+// the case exists and orders the event after the case's history anyway.
 func (d *Daemon) observeCase(id string) error {
 	return d.node.View(func(rd records.Reader) error {
 		c, err := records.GetCase(rd, id)
+		if de, ok := records.AsError(err); ok && de.Code == records.CodeNotFound {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -131,6 +136,9 @@ func (d *Daemon) handleWorkOrderEvent(w http.ResponseWriter, r *http.Request) {
 		wo, err := records.GetWorkOrder(rd, id)
 		for _, e := range wo.Events {
 			d.clock.Observe(e.HLC)
+		}
+		if de, ok := records.AsError(err); ok && de.Code == records.CodeNotFound {
+			return nil // not here yet: applying decides
 		}
 		return err
 	})

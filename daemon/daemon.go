@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/records/calendar"
 	"github.com/stationsync/stationsync/replication"
+	"github.com/stationsync/stationsync/replication/sealed"
 	"github.com/stationsync/stationsync/replication/transport"
 )
 
@@ -100,7 +102,14 @@ func (d *Daemon) Open() (err error) {
 		return fmt.Errorf("data_dir: %w", err)
 	}
 
-	// 1. Certificates: the node's identity must match the config.
+	// 1. The encryption key: created on the first start only, so a lost key
+	// is never silently replaced while an encrypted store exists.
+	key, err := d.encryptionKey()
+	if err != nil {
+		return err
+	}
+
+	// 2. Certificates: the node's identity must match the config.
 	d.tls, err = pki.LoadTLS(d.cfg.TLS.CA, d.cfg.TLS.Cert, d.cfg.TLS.Key)
 	if err != nil {
 		return fmt.Errorf("tls: %w", err)
@@ -115,7 +124,7 @@ func (d *Daemon) Open() (err error) {
 		d.logger.Info("mdns: LAN discovery is not in this build yet; the node uses its static peers", "peers", len(d.cfg.Peers))
 	}
 
-	// 2. QUIC transport, and the node that registers its handlers on it.
+	// 3. QUIC transport, and the node that registers its handlers on it.
 	advertise := d.cfg.Advertise
 	if advertise == "" {
 		advertise = detectAdvertise(d.cfg.Listen, d.cfg.Peers, upInterfaceAddrs)
@@ -148,18 +157,19 @@ func (d *Daemon) Open() (err error) {
 		SnapshotInterval:   time.Duration(r.SnapshotInterval),
 		SnapshotThreshold:  r.SnapshotThreshold,
 		TrailingLogs:       r.TrailingLogs,
+		EncryptionKey:      key,
 		Logger:             d.logger,
 	}, d.tr)
 	if err := d.tr.Open(); err != nil {
 		return fmt.Errorf("transport: listen on %s: %w", d.cfg.Listen, err)
 	}
 
-	// 3. Replication: stores and raft.
+	// 4. Replication: stores and raft.
 	if err := d.node.Open(); err != nil {
 		return err
 	}
 
-	// 4. Local API.
+	// 5. Local API.
 	d.metrics = newMetrics(d)
 	d.ln, err = net.Listen("tcp", d.cfg.API)
 	if err != nil {
@@ -182,6 +192,29 @@ func (d *Daemon) Open() (err error) {
 	}()
 	d.logger.Info("stationsync node running", "version", Version, "api", d.APIURL(), "quic", d.tr.AdvertiseAddr())
 	return nil
+}
+
+// encryptionKey loads the key for encryption at rest, creating it (0600)
+// when neither it nor a store exists yet.
+func (d *Daemon) encryptionKey() ([]byte, error) {
+	path := d.cfg.EncryptionKeyFile
+	storeExists := false
+	for _, sub := range []string{"raft", "state"} {
+		if _, err := os.Stat(filepath.Join(d.cfg.DataDir, sub)); err == nil {
+			storeExists = true
+		}
+	}
+	key, err := sealed.LoadOrCreateKey(path, !storeExists)
+	if err != nil {
+		if storeExists && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("encryption_key_file %s is missing but the store in %s is encrypted with it: restore the key file (a new key cannot read the store)", path, d.cfg.DataDir)
+		}
+		return nil, fmt.Errorf("encryption_key_file: %w", err)
+	}
+	if ok, err := sealed.KeyFilePermsOK(path); err == nil && !ok {
+		d.logger.Warn("encryption key file is readable by other users: chmod 600 it", "file", path)
+	}
+	return key, nil
 }
 
 // Run opens the daemon, waits for ctx to end, and closes it.

@@ -2,6 +2,7 @@ package records
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -146,4 +147,39 @@ func maskMiddle(s string, head, tail int) string {
 		r[i] = '*'
 	}
 	return string(r)
+}
+
+// MaskChange masks the personal data in a feed change for display: the
+// applicant's ID number and phone of a case, and the evaluator of an
+// evaluation. Other changes carry none and are returned as they are.
+func MaskChange(ch Change, full bool) (Change, error) {
+	switch ch.Kind {
+	case "case":
+		var c Case
+		if err := json.Unmarshal(ch.Data, &c); err != nil {
+			return ch, fmt.Errorf("decode case change %s: %w", ch.Key, err)
+		}
+		if full {
+			c = c.WithoutEvaluators()
+		} else {
+			c = c.Masked()
+		}
+		b, err := json.Marshal(c)
+		if err != nil {
+			return ch, err
+		}
+		ch.Data = b
+	case "evaluation":
+		var e Evaluation
+		if err := json.Unmarshal(ch.Data, &e); err != nil {
+			return ch, fmt.Errorf("decode evaluation change %s: %w", ch.Key, err)
+		}
+		e.Evaluator = ""
+		b, err := json.Marshal(e)
+		if err != nil {
+			return ch, err
+		}
+		ch.Data = b
+	}
+	return ch, nil
 }

@@ -83,3 +83,29 @@ func (c *Clock) Observe(h HLC) {
 		c.ms, c.logical = ms, l
 	}
 }
+
+// After returns h if it is later than last, else the timestamp right after
+// last. Applying an event moves it after everything its case already
+// holds, so a PC whose clock is behind (or that had not yet seen the
+// latest events) cannot place a new step before earlier ones.
+func After(h, last HLC) HLC {
+	if h > last {
+		return h
+	}
+	ms, l, err := ParseHLC(string(last))
+	if err != nil {
+		return h
+	}
+	return MakeHLC(ms, l+1)
+}
+
+func (c *Case) lastHLC() HLC {
+	var last HLC
+	for _, ev := range c.Events {
+		last = max(last, ev.HLC)
+	}
+	for _, e := range c.Evaluations {
+		last = max(last, e.HLC)
+	}
+	return last
+}

@@ -278,3 +278,21 @@ func TestClockOrdersAfterObserved(t *testing.T) {
 		t.Fatal("bad hlc parsed")
 	}
 }
+
+// A PC whose clock is behind cannot place a step before the case's
+// history: applying moves it after the last event.
+func TestLaggingClockEventIsOrderedAfterHistory(t *testing.T) {
+	st, clock := testStation(t)
+	newTestCase(t, st, clock, "c", "P1")
+	behind := NewClock(func() time.Time { return time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC) }) // an hour behind
+	ev := Event{Type: EventAccepted, Actor: "clerk"}
+	PrepareEvent(&ev, "c", "pc-2", behind.Now())
+	v, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev})
+	if err != nil {
+		t.Fatalf("accept from a lagging clock: %v", err)
+	}
+	c := v.(Case)
+	if c.State != EventAccepted || c.Events[1].ID != ev.ID || !(c.Events[1].HLC > c.Events[0].HLC) {
+		t.Fatalf("state %s, events %+v", c.State, c.Events)
+	}
+}

@@ -220,6 +220,8 @@ func appendEvent(st State, ev Event) (any, []Change, error) {
 		return *c, nil, err
 	}
 	before := c.State
+	ev.HLC = After(ev.HLC, c.lastHLC())
+	ev.At = ev.HLC.Time()
 	c.Events = append(c.Events, ev)
 	c.Fold()
 	for _, e := range c.Events {
@@ -279,6 +281,8 @@ func evaluate(st State, e Evaluation) (any, []Change, error) {
 			return nil, nil, Conflict("case %s has no bad-review work order: a second evaluation follows a work order's call-back", c.ID)
 		}
 	}
+	e.HLC = After(e.HLC, c.lastHLC())
+	e.At = e.HLC.Time()
 	c.Evaluations = append(c.Evaluations, e)
 	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
 		return nil, nil, err
@@ -341,6 +345,10 @@ func workOrderEvent(st State, id string, ev WorkOrderEvent) (any, []Change, erro
 		return *wo, nil, err
 	}
 	before := wo.State
+	for _, prev := range wo.Events {
+		ev.HLC = After(ev.HLC, prev.HLC)
+	}
+	ev.At = ev.HLC.Time()
 	wo.Events = append(wo.Events, ev)
 	wo.Fold()
 	for _, e := range wo.Events {

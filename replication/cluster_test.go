@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,7 @@ type testNode struct {
 	addr    string
 	station string
 	peers   []string
+	key     []byte // each node encrypts its stores with its own key
 	tr      *transport.Transport
 	n       *Node
 }
@@ -84,7 +86,9 @@ func (c *testCluster) newNode(id, station, addr string, peers []string) *testNod
 	if err := pki.Issue(c.caDir, pki.Identity{Role: pki.RoleStation, Station: station, Node: id}, dir, 24*time.Hour); err != nil {
 		c.t.Fatal(err)
 	}
-	return &testNode{id: id, dir: dir, addr: addr, station: station, peers: peers}
+	key := make([]byte, 32)
+	crand.Read(key)
+	return &testNode{id: id, dir: dir, addr: addr, station: station, peers: peers, key: key}
 }
 
 func (c *testCluster) start(i int) {
@@ -102,7 +106,7 @@ func (c *testCluster) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cfg := Config{NodeID: tn.id, Station: tn.station, DataDir: filepath.Join(tn.dir, "data"), Peers: tn.peers, Expect: len(tn.peers), Logger: logger}
+	cfg := Config{NodeID: tn.id, Station: tn.station, DataDir: filepath.Join(tn.dir, "data"), Peers: tn.peers, Expect: len(tn.peers), EncryptionKey: tn.key, Logger: logger}
 	if c.tune != nil {
 		c.tune(&cfg)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication/logstore"
+	"github.com/stationsync/stationsync/replication/sealed"
 	"github.com/stationsync/stationsync/replication/transport"
 )
 
@@ -56,6 +57,9 @@ type Config struct {
 	TrailingLogs       uint64        // default 10240 entries
 	// ApplyTimeout bounds one write end to end (default 10s).
 	ApplyTimeout time.Duration
+	// EncryptionKey (32 bytes) encrypts the raft log, the state store and
+	// the snapshots at rest; nil stores them in the clear.
+	EncryptionKey []byte
 
 	Logger *slog.Logger
 }
@@ -98,7 +102,7 @@ type Node struct {
 	stateDB   *badger.DB
 	stateGC   *logstore.GC
 	fsm       *fsm
-	snapshots *raft.FileSnapshotStore
+	snapshots raft.SnapshotStore
 	raftNet   *raft.NetworkTransport
 	raft      *raft.Raft
 
@@ -142,13 +146,15 @@ func (n *Node) Open() (err error) {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("open node: %w", err)
 	}
-	n.logs, err = logstore.Open(filepath.Join(n.cfg.DataDir, "raft"), n.logger)
+	key := n.cfg.EncryptionKey
+	n.logs, err = logstore.OpenEncrypted(filepath.Join(n.cfg.DataDir, "raft"), key, n.logger)
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
-	n.stateDB, err = badger.Open(logstore.Options(filepath.Join(n.cfg.DataDir, "state"), true, n.logger))
+	stateDir := filepath.Join(n.cfg.DataDir, "state")
+	n.stateDB, err = badger.Open(logstore.WithKey(logstore.Options(stateDir, true, n.logger), key))
 	if err != nil {
-		return fmt.Errorf("open state store: %w", err)
+		return fmt.Errorf("open state store: %w", logstore.KeyError(stateDir, key, err))
 	}
 	n.stateGC = logstore.StartGC(n.stateDB, 5*time.Minute, n.logger)
 	n.fsm, err = newFSM(n.stateDB, n.logger)
@@ -156,9 +162,15 @@ func (n *Node) Open() (err error) {
 		return fmt.Errorf("open state store: %w", err)
 	}
 	hl := newHCLog(n.logger)
-	n.snapshots, err = raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.DataDir, "snapshots"), 2, hl)
+	files, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(n.cfg.DataDir, "snapshots"), 2, hl)
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
+	}
+	n.snapshots = files
+	if key != nil {
+		if n.snapshots, err = sealed.NewSnapshotStore(files, key); err != nil {
+			return fmt.Errorf("open snapshot store: %w", err)
+		}
 	}
 	n.raftNet = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.tr.RaftLayer(),
