@@ -3,7 +3,9 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/stationsync/stationsync/daemon.Version=$(VERSION)
 
-.PHONY: help build demo test test-short lint bench dist clean
+FUZZTIME ?= 5s
+
+.PHONY: help build demo test test-short fuzz-short lint bench dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -14,9 +16,19 @@ build: ## build bin/stationsync
 demo: ## run a local station of 3 nodes with sample data (Ctrl-C stops)
 	$(GO) run -ldflags '$(LDFLAGS)' ./cmd/stationsync demo --dir demo-data
 
-test: ## run every test with the race detector
+test: ## run every test with the race detector, then each fuzz target briefly
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 14m ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
+	$(MAKE) --no-print-directory fuzz-short
+
+fuzz-short: ## run each fuzz target for FUZZTIME (default 5s); their seed corpora also run in every test run
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	  dir=$$(dirname $$f); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "fuzz $$dir $$t ($(FUZZTIME))"; \
+	    out=$$($(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./$$dir 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
+	  done; \
+	done
 
 test-short: ## the fast unit tests only
 	$(GO) test -short -count=1 ./...

@@ -1,6 +1,7 @@
 package itemfile
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -11,11 +12,11 @@ import (
 
 // Limits on what Read accepts, so that a hostile file cannot exhaust memory.
 const (
-	MaxFileBytes  = 32 << 20  // bytes of a CSV or XLSX file
-	MaxUnzipBytes = 128 << 20 // bytes an XLSX file may unzip to
-	MaxRows       = 50000     // item rows (the header and empty rows not counted)
-	MaxCellBytes  = 64 << 10  // bytes of one cell
-	maxColumns    = 256       // cells of the header row
+	MaxFileBytes  = 32 << 20 // bytes of a CSV or XLSX file
+	MaxUnzipBytes = 64 << 20 // bytes an XLSX file may unzip to
+	MaxRows       = 50000    // item rows (the header and empty rows not counted)
+	MaxCellBytes  = 64 << 10 // bytes of one cell
+	maxColumns    = 256      // cells of the header row
 )
 
 // Format is the format of an item file.
@@ -88,20 +89,18 @@ func Read(r io.Reader, f Format, origin string, version uint64) ([]records.Item,
 	if f != CSV && f != XLSX {
 		return nil, records.Invalid("format", "must be %q or %q, got %q", CSV, XLSX, f)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("itemfile: read: %w", err)
-	}
-	if len(data) > MaxFileBytes {
-		return nil, records.Invalid("file", "is larger than %d MiB", MaxFileBytes>>20)
-	}
+	in := &capReader{r: r, left: MaxFileBytes}
 	var src rowSource
 	if f == CSV {
+		data, err := io.ReadAll(in)
+		if err != nil {
+			return nil, in.fail(err)
+		}
 		src = newCSVSource(data)
 	} else {
-		xs, err := openXLSX(data)
+		xs, err := openXLSX(in)
 		if err != nil {
-			return nil, err
+			return nil, in.fail(err)
 		}
 		defer xs.close()
 		src = xs
@@ -111,6 +110,53 @@ func Read(r io.Reader, f Format, origin string, version uint64) ([]records.Item,
 		return nil, err
 	}
 	return items, nil
+}
+
+// errTooLarge is returned by a capReader when the input is too large.
+var errTooLarge = errors.New("itemfile: file too large")
+
+// capReader reads at most left bytes of r and then fails with errTooLarge
+// if r has more. It keeps the first error of r.
+type capReader struct {
+	r    io.Reader
+	left int64
+	err  error // the error of r, other than io.EOF
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		var probe [1]byte
+		n, err := c.r.Read(probe[:])
+		if n > 0 {
+			return 0, errTooLarge
+		}
+		return 0, c.keep(err)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, c.keep(err)
+}
+
+func (c *capReader) keep(err error) error {
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return err
+}
+
+// fail returns the error to report for err, met while reading through c:
+// errTooLarge, an error of the reader, or err itself.
+func (c *capReader) fail(err error) error {
+	switch {
+	case errors.Is(err, errTooLarge):
+		return records.Invalid("file", "is larger than %d MiB", MaxFileBytes>>20)
+	case c.err != nil:
+		return fmt.Errorf("itemfile: read: %w", c.err)
+	}
+	return err
 }
 
 // readItems converts the rows of src to items.

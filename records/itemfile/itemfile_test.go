@@ -537,10 +537,12 @@ func TestLimits(t *testing.T) {
 		checkRowError(t, nil, err, 2, "设定依据", "is longer than 32767 characters")
 	})
 	t.Run("file", func(t *testing.T) {
-		big := io.MultiReader(strings.NewReader("事项编码,事项名称,事项类型编码\n"), zeros{})
-		items, err := Read(big, CSV, records.OriginLocal, 1)
-		if items != nil || err == nil || !strings.Contains(err.Error(), "larger than 32 MiB") {
-			t.Errorf("Read of an endless file: %v", err)
+		for _, f := range []Format{CSV, XLSX} {
+			big := io.MultiReader(strings.NewReader("事项编码,事项名称,事项类型编码\n"), zeros{})
+			items, err := Read(big, f, records.OriginLocal, 1)
+			if de, ok := records.AsError(err); items != nil || !ok || de.Field != "file" || !strings.Contains(err.Error(), "larger than 32 MiB") {
+				t.Errorf("%s: Read of an endless file: %v", f, err)
+			}
 		}
 	})
 	t.Run("unzip", func(t *testing.T) {
@@ -555,11 +557,29 @@ func TestLimits(t *testing.T) {
 		_, _ = w.Write([]byte{3, 0})
 		_ = zw.Close()
 		items, err := Read(&buf, XLSX, records.OriginLocal, 1)
-		if items != nil || err == nil || !strings.Contains(err.Error(), "not a readable XLSX file") {
+		if items != nil || err == nil || !strings.Contains(err.Error(), "unzips to more than 64 MiB") {
 			t.Errorf("Read of a zip bomb: %v", err)
 		}
 	})
 }
+
+func TestReaderError(t *testing.T) {
+	boom := errors.New("connection reset")
+	for _, f := range []Format{CSV, XLSX} {
+		r := io.MultiReader(strings.NewReader("事项编码,事项名称,事项类型编码\n"), iotestErr{boom})
+		items, err := Read(r, f, records.OriginLocal, 1)
+		if items != nil || !errors.Is(err, boom) {
+			t.Errorf("%s: Read = %v, want the reader's error", f, err)
+		}
+		if _, ok := records.AsError(err); ok {
+			t.Errorf("%s: a reader's error %v is reported as bad input", f, err)
+		}
+	}
+}
+
+type iotestErr struct{ err error }
+
+func (r iotestErr) Read([]byte) (int, error) { return 0, r.err }
 
 // zeros is an endless reader of "0".
 type zeros struct{}

@@ -1,7 +1,7 @@
 package itemfile
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -25,9 +25,9 @@ type xlsxSource struct {
 	row  int
 }
 
-// openXLSX opens an XLSX file held in data. excelize is guarded: a panic on
+// openXLSX opens an XLSX file read from r. excelize is guarded: a panic on
 // a malformed file is reported as a bad file.
-func openXLSX(data []byte) (xs *xlsxSource, err error) {
+func openXLSX(r io.Reader) (xs *xlsxSource, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if xs != nil {
@@ -36,13 +36,19 @@ func openXLSX(data []byte) (xs *xlsxSource, err error) {
 			xs, err = nil, badXLSX(fmt.Errorf("%v", p))
 		}
 	}()
-	f, err := excelize.OpenReader(bytes.NewReader(data), excelize.Options{
+	f, err := excelize.OpenReader(r, excelize.Options{
 		UnzipSizeLimit:    MaxUnzipBytes,
 		UnzipXMLSizeLimit: unzipXMLBytes,
 	})
 	if err != nil {
 		if f != nil {
 			_ = f.Close()
+		}
+		if errors.Is(err, errTooLarge) {
+			return nil, err
+		}
+		if err.Error() == fmt.Sprintf("unzip size exceeds the %d bytes limit", MaxUnzipBytes) {
+			return nil, records.Invalid("file", "is not a readable XLSX file: it unzips to more than %d MiB", MaxUnzipBytes>>20)
 		}
 		return nil, badXLSX(err)
 	}
