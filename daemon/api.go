@@ -23,6 +23,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/items", d.handleListItems)
 	mux.HandleFunc("GET /v1/items/{code}", d.handleGetItem)
 	mux.HandleFunc("PUT /v1/items/{code}", d.handlePutItem)
+	mux.HandleFunc("POST /v1/items/import", d.handleImportItems)
 	mux.HandleFunc("POST /v1/cases", d.handleCreateCase)
 	mux.HandleFunc("GET /v1/cases", d.handleListCases)
 	mux.HandleFunc("GET /v1/cases/{id}", d.handleGetCase)
@@ -222,6 +223,15 @@ func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) handleListItems(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("format") {
+		f, err := itemFileFormat(r)
+		if err != nil {
+			writeDomainError(w, err)
+			return
+		}
+		d.handleExportItems(w, r, f)
+		return
+	}
 	var items []records.Item
 	err := d.node.View(func(rd records.Reader) (err error) {
 		items, err = records.ListItems(rd)

@@ -1,18 +1,22 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/itemfile"
 )
 
 // startSingle runs a one-node station in-process (real QUIC, real badger).
@@ -147,6 +151,71 @@ func TestStatusPageMetricsAndFeed(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
 			t.Fatalf("%s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestItemImportAndExport(t *testing.T) {
+	d := startSingle(t)
+	u := d.APIURL()
+	post := func(format string, body []byte) (int, map[string]any) {
+		resp, err := http.Post(u+"/v1/items/import?format="+format, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	xlsx, err := os.ReadFile("../configs/samples/items-example.xlsx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, m := post("xlsx", xlsx)
+	if code != 200 || m["items"].(float64) < 5 || m["changed"] != m["items"] {
+		t.Fatalf("import xlsx: %d %v", code, m)
+	}
+	n := m["items"].(float64)
+	code, m = post("xlsx", xlsx)
+	if code != 200 || m["changed"] != float64(0) {
+		t.Fatalf("re-import of the same file changed items: %d %v", code, m)
+	}
+	seq := d.Node().Status().Seq
+
+	// A bad row refuses the file: row and column named, nothing written.
+	bad := "事项编码,事项名称,事项类型编码,承诺办结时限\nNEW-1,新事项,20,3\nNEW-2,另一个,20,-3\n"
+	code, m = post("csv", []byte(bad))
+	if code != 400 || m["row"] != float64(3) || m["column"] != "承诺办结时限" {
+		t.Fatalf("bad row: %d %v", code, m)
+	}
+	// A district item cannot be overwritten by an import.
+	district := records.Item{Code: "D-1", Name: "设立登记", Type: records.ItemType{Code: "01"}, Origin: records.OriginDistrict, Version: 1}
+	if res, err := d.Node().Submit(context.Background(), []records.Op{{Kind: records.OpPutItem, Item: &district}}); err != nil || res[0].Error != nil {
+		t.Fatal(err)
+	}
+	seq++
+	code, m = post("csv", []byte("事项编码,事项名称,事项类型编码\nNEW-3,x,20\nD-1,改名,01\n"))
+	if code != 409 || m["row"] != float64(3) {
+		t.Fatalf("district item in an import: %d %v", code, m)
+	}
+	if got := d.Node().Status().Seq; got != seq {
+		t.Fatalf("refused imports wrote %d changes", got-seq)
+	}
+	if code, m := post("pdf", []byte("x")); code != 400 {
+		t.Fatalf("format pdf: %d %v", code, m)
+	}
+
+	// Export reads back as the same list.
+	for _, f := range []itemfile.Format{itemfile.CSV, itemfile.XLSX} {
+		resp, err := http.Get(u + "/v1/items?format=" + string(f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items, err := itemfile.Read(resp.Body, f, records.OriginLocal, 0)
+		resp.Body.Close()
+		if err != nil || float64(len(items)) != n+1 {
+			t.Fatalf("export %s: %d items, %v", f, len(items), err)
 		}
 	}
 }

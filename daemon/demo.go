@@ -14,6 +14,7 @@ import (
 	"github.com/stationsync/stationsync/configs"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/itemfile"
 )
 
 // DemoOptions configures RunDemo.
@@ -99,7 +100,7 @@ tls: {ca: ca.crt, cert: node.crt, key: node.key}
 	if err != nil {
 		return fmt.Errorf("demo: the station elected no leader within 30 s (logs in %s/pc-*/node.log): %w", o.Dir, err)
 	}
-	items, err := records.ParseItemsCSV(bytes.NewReader(configs.SampleItems), records.OriginDistrict, 1)
+	items, err := itemfile.Read(bytes.NewReader(configs.SampleItems), itemfile.CSV, records.OriginDistrict, 1)
 	if err != nil {
 		return fmt.Errorf("demo: sample items: %w", err)
 	}

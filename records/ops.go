@@ -124,6 +124,10 @@ func putItem(st State, it Item) (any, []Change, error) {
 	default:
 		it.Version = 1
 		if old != nil {
+			it.Version = old.Version
+			if sameItem(*old, it) {
+				return *old, nil, nil // unchanged: a re-import changes nothing
+			}
 			it.Version = old.Version + 1
 		}
 	}
@@ -132,6 +136,14 @@ func putItem(st State, it Item) (any, []Change, error) {
 		return nil, nil, err
 	}
 	return it, []Change{{Kind: "item", Key: it.Code, Data: data}}, nil
+}
+
+// sameItem reports whether two items have the same content (versions are
+// made equal by the caller).
+func sameItem(a, b Item) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
 }
 
 // claimID checks an event id against the idempotency index: seen for the

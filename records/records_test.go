@@ -112,13 +112,20 @@ func TestDistrictItemsWinAndAreReadOnlyLocally(t *testing.T) {
 	}
 }
 
-func TestLocalItemVersionIncreases(t *testing.T) {
+func TestLocalItemVersionIncreasesOnChangeOnly(t *testing.T) {
 	st := memState{}
-	it := Item{Code: "L1", Name: "a", Type: ItemType{Code: "20"}, Origin: OriginLocal}
-	for want := uint64(1); want <= 3; want++ {
-		v, _, err := Apply(st, Op{Kind: OpPutItem, Item: &it})
-		if err != nil || v.(Item).Version != want {
-			t.Fatalf("version %v, want %d (%v)", v, want, err)
+	for want, name := range []string{"a", "b", "b", "c"} {
+		it := Item{Code: "L1", Name: name, Type: ItemType{Code: "20"}, Origin: OriginLocal}
+		v, ch, err := Apply(st, Op{Kind: OpPutItem, Item: &it})
+		wantVersion := uint64(want + 1)
+		if want >= 2 {
+			wantVersion = uint64(want) // the repeat of "b" changed nothing
+		}
+		if err != nil || v.(Item).Version != wantVersion {
+			t.Fatalf("put %s: version %v, want %d (%v)", name, v.(Item).Version, wantVersion, err)
+		}
+		if (want == 2) != (len(ch) == 0) {
+			t.Fatalf("put %s: %d feed changes", name, len(ch))
 		}
 	}
 }
@@ -185,21 +192,5 @@ func TestMasking(t *testing.T) {
 	b, _ := json.Marshal(c.Masked())
 	if strings.Contains(string(b), "199001011234") || strings.Contains(string(b), "12345678") {
 		t.Fatalf("masked case leaks personal data: %s", b)
-	}
-}
-
-func TestParseItemsCSV(t *testing.T) {
-	good := "事项编码,事项名称,事项类型编码,即办件,承诺办结时限\nA1,企业开办,20,是,\nA2,食品经营许可,01,否,5\n"
-	items, err := ParseItemsCSV(strings.NewReader(good), OriginDistrict, 1)
-	if err != nil || len(items) != 2 || !items[0].Instant || items[1].PromisedLimit.Value != 5 || items[0].Type.Name != "公共服务" {
-		t.Fatalf("%+v %v", items, err)
-	}
-	bad := "事项编码,事项名称,事项类型编码,承诺办结时限\nA1,企业开办,20,\nA2,食品经营许可,01,-3\n"
-	items, err = ParseItemsCSV(strings.NewReader(bad), OriginDistrict, 1)
-	if err == nil || items != nil || !strings.Contains(err.Error(), "row 3") || !strings.Contains(err.Error(), "承诺办结时限") {
-		t.Fatalf("bad row: %v %v", items, err)
-	}
-	if _, err := ParseItemsCSV(strings.NewReader("编号,名称\n"), OriginDistrict, 1); err == nil {
-		t.Fatal("unknown columns accepted")
 	}
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/stationsync/stationsync/daemon"
 	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records/itemfile"
 )
 
 const usage = `stationsync: edge sync for government service stations
@@ -30,7 +32,7 @@ Usage:
   stationsync ca init --dir DIR                        make the district CA
   stationsync ca issue --ca DIR --station ID --node ID [--role station|center] [--days N] --out DIR
   stationsync status [--api URL]                       node summary from /v1/status
-  stationsync items list [--api URL]
+  stationsync items list | import FILE.csv|FILE.xlsx | export --out FILE.csv|FILE.xlsx [--api URL]
   stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
   stationsync version
 
@@ -203,10 +205,79 @@ func apiFlag(fs *flag.FlagSet) *string {
 }
 
 func cmdItems(args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "list" {
-		return errors.New("items: expected list (import arrives with the domain issue)")
+	if len(args) == 0 {
+		return errors.New("items: expected list, import FILE or export --out FILE")
 	}
-	return cmdGet(args[1:], out, "items list", "/v1/items")
+	switch args[0] {
+	case "list":
+		return cmdGet(args[1:], out, "items list", "/v1/items")
+	case "import":
+		fs := newFlags("items import")
+		api := apiFlag(fs)
+		rest, err := parse(fs, args[1:], 1)
+		if err != nil {
+			return err
+		}
+		return importItems(out, *api, rest[0])
+	case "export":
+		fs := newFlags("items export")
+		api := apiFlag(fs)
+		outFile := fs.String("out", "", "file to write: .csv or .xlsx")
+		if _, err := parse(fs, args[1:], 0); err != nil {
+			return err
+		}
+		if *outFile == "" {
+			return errors.New("items export: --out FILE.csv|FILE.xlsx is required")
+		}
+		return exportItems(out, *api, *outFile)
+	default:
+		return fmt.Errorf("items: unknown subcommand %q (list, import, export)", args[0])
+	}
+}
+
+// importItems uploads an item list file to the node.
+func importItems(out io.Writer, api, path string) error {
+	f, err := itemfile.FormatOf(path)
+	if err != nil {
+		return err
+	}
+	body, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 2 * time.Minute}
+	resp, err := c.Post(api+"/v1/items/import?format="+string(f), "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("is the node running? %w", err)
+	}
+	defer resp.Body.Close()
+	return printAnswer(out, resp, path+": ")
+}
+
+// exportItems downloads the item list as a file.
+func exportItems(out io.Writer, api, path string) error {
+	f, err := itemfile.FormatOf(path)
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: time.Minute}
+	resp, err := c.Get(api + "/v1/items?format=" + string(f))
+	if err != nil {
+		return fmt.Errorf("is the node running? %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return printAnswer(out, resp, "")
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "item list written to %s\n", path)
+	return nil
 }
 
 func cmdCases(args []string, out io.Writer) error {
@@ -256,6 +327,12 @@ func getJSON(out io.Writer, u string) error {
 		return fmt.Errorf("is the node running? %w", err)
 	}
 	defer resp.Body.Close()
+	return printAnswer(out, resp, "")
+}
+
+// printAnswer prints a JSON answer indented; an error answer becomes the
+// command's error, prefixed with what it was about.
+func printAnswer(out io.Writer, resp *http.Response, about string) error {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
@@ -265,9 +342,9 @@ func getJSON(out io.Writer, u string) error {
 			Error struct{ Message string } `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
-			return fmt.Errorf("%s: %s", resp.Status, e.Error.Message)
+			return fmt.Errorf("%s%s (%s)", about, e.Error.Message, resp.Status)
 		}
-		return fmt.Errorf("%s", resp.Status)
+		return fmt.Errorf("%s%s", about, resp.Status)
 	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {

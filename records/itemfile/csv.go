@@ -24,8 +24,10 @@ type csvSource struct {
 }
 
 func newCSVSource(data []byte) *csvSource {
-	data = bytes.TrimPrefix(data, bom)
-	if !utf8.Valid(data) {
+	if bytes.HasPrefix(data, bom) {
+		// UTF-8 for sure: a bad byte is reported with its row and column.
+		data = data[len(bom):]
+	} else if !utf8.Valid(data) {
 		// "CSV (逗号分隔)" of a Chinese Excel is GBK; GB18030 is its superset.
 		if dec, err := simplifiedchinese.GB18030.NewDecoder().Bytes(data); err == nil {
 			data = bytes.TrimPrefix(dec, bom)

@@ -16,8 +16,9 @@
 // header is an error naming it; a column without header must stay empty.
 //
 // A CSV file is UTF-8, with or without the byte order mark Excel writes, with
-// CRLF or LF line ends. A CSV file that is not valid UTF-8 is read as GB18030
-// (GBK), which is what "CSV (逗号分隔)" in a Chinese Excel saves. An XLSX file
+// CRLF or LF line ends. A CSV file without byte order mark that is not valid
+// UTF-8 is read as GB18030 (GBK), which is what "CSV (逗号分隔)" in a Chinese
+// Excel saves. An XLSX file
 // is read from the sheet named 事项清单, or from its first sheet when there is
 // none of that name; cell values are read raw, not as formatted on screen.
 //
@@ -54,7 +55,9 @@
 // Lists (服务对象, 办理形式) are separated by 、 , ， ; ； / or line breaks:
 // "自然人、企业法人" or "1、2". Repeated entries are kept once.
 //
-// Yes/no cells hold 是 or 否 (true/false, 1/0 and yes/no are accepted too).
+// Yes/no cells hold 是 or 否 (true/false, 1/0, yes/no and y/n are accepted
+// too); 即办件 also accepts the words 即办件 and 承诺件. 行使层级 also accepts
+// the usual short forms (国家级, 省级, 县, 区, 乡镇, 街道, 社区 ...).
 //
 // A time limit is a positive whole number with an optional unit: "20" or
 // "20个工作日" is 20 working days (the default unit), "30天" or "30日" is 30

@@ -19,6 +19,9 @@ const (
 	maxColumns    = 256      // cells of the header row
 )
 
+// maxFileBytes is MaxFileBytes; tests lower it.
+var maxFileBytes int64 = MaxFileBytes
+
 // Format is the format of an item file.
 type Format string
 
@@ -89,7 +92,7 @@ func Read(r io.Reader, f Format, origin string, version uint64) ([]records.Item,
 	if f != CSV && f != XLSX {
 		return nil, records.Invalid("format", "must be %q or %q, got %q", CSV, XLSX, f)
 	}
-	in := &capReader{r: r, left: MaxFileBytes}
+	in := &capReader{r: r, left: maxFileBytes}
 	var src rowSource
 	if f == CSV {
 		data, err := io.ReadAll(in)
@@ -152,7 +155,7 @@ func (c *capReader) keep(err error) error {
 func (c *capReader) fail(err error) error {
 	switch {
 	case errors.Is(err, errTooLarge):
-		return records.Invalid("file", "is larger than %d MiB", MaxFileBytes>>20)
+		return records.Invalid("file", "is larger than %d MiB", maxFileBytes>>20)
 	case c.err != nil:
 		return fmt.Errorf("itemfile: read: %w", c.err)
 	}

@@ -537,10 +537,12 @@ func TestLimits(t *testing.T) {
 		checkRowError(t, nil, err, 2, "设定依据", "is longer than 32767 characters")
 	})
 	t.Run("file", func(t *testing.T) {
+		defer func(n int64) { maxFileBytes = n }(maxFileBytes)
+		maxFileBytes = 1 << 20
 		for _, f := range []Format{CSV, XLSX} {
 			big := io.MultiReader(strings.NewReader("事项编码,事项名称,事项类型编码\n"), zeros{})
 			items, err := Read(big, f, records.OriginLocal, 1)
-			if de, ok := records.AsError(err); items != nil || !ok || de.Field != "file" || !strings.Contains(err.Error(), "larger than 32 MiB") {
+			if de, ok := records.AsError(err); items != nil || !ok || de.Field != "file" || !strings.Contains(err.Error(), "larger than 1 MiB") {
 				t.Errorf("%s: Read of an endless file: %v", f, err)
 			}
 		}
@@ -584,9 +586,11 @@ func (r iotestErr) Read([]byte) (int, error) { return 0, r.err }
 // zeros is an endless reader of "0".
 type zeros struct{}
 
+var zeroBlock = bytes.Repeat([]byte("0"), 32<<10)
+
 func (zeros) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = '0'
+	for i := 0; i < len(p); {
+		i += copy(p[i:], zeroBlock)
 	}
 	return len(p), nil
 }
@@ -712,4 +716,9 @@ func FuzzReadXLSX(f *testing.F) {
 		f.Add(data)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) { checkRead(t, data, XLSX) })
+}
+
+func TestBadUTF8WithBOM(t *testing.T) {
+	_, err := readString(t, "\ufeff事项编码,事项名称,事项类型编码\nXC-1,a\xffb,01\n", CSV)
+	checkRowError(t, nil, err, 2, "事项名称", "is not valid UTF-8 text")
 }
