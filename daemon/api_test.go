@@ -22,20 +22,7 @@ import (
 // startSingle runs a one-node station in-process (real QUIC, real badger).
 func startSingle(t *testing.T) *Daemon {
 	t.Helper()
-	dir := t.TempDir()
-	if err := pki.InitCA(filepath.Join(dir, "ca")); err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.Issue(filepath.Join(dir, "ca"), pki.Identity{Role: pki.RoleStation, Station: "XC-IP-01", Node: "pc-1"}, dir, time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	p := writeConfig(t, fmt.Sprintf("station_id: XC-IP-01\nnode_id: pc-1\ndata_dir: %s\nlisten: 127.0.0.1:0\napi: 127.0.0.1:0\nmdns: false\ntls: {ca: %s, cert: %s, key: %s}\n",
-		filepath.Join(dir, "data"), filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key")))
-	cfg, err := LoadConfig(p, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := New(cfg, slog.New(slog.DiscardHandler))
+	d := newSingle(t, t.TempDir())
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,6 +33,61 @@ func startSingle(t *testing.T) *Daemon {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// newSingle configures (without opening) a one-node station in dir.
+func newSingle(t *testing.T, dir string) *Daemon {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node.crt")); err != nil { // first use of dir
+		if err := pki.InitCA(filepath.Join(dir, "ca")); err != nil {
+			t.Fatal(err)
+		}
+		if err := pki.Issue(filepath.Join(dir, "ca"), pki.Identity{Role: pki.RoleStation, Station: "XC-IP-01", Node: "pc-1"}, dir, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := writeConfigIn(t, dir, fmt.Sprintf("station_id: XC-IP-01\nnode_id: pc-1\ndata_dir: %s\nlisten: 127.0.0.1:0\napi: 127.0.0.1:0\nmdns: false\ntls: {ca: %s, cert: %s, key: %s}\n",
+		filepath.Join(dir, "data"), filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key")))
+	cfg, err := LoadConfig(p, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.EncryptionKeyFile = filepath.Join(dir, "data.key")
+	return New(cfg, slog.New(slog.DiscardHandler))
+}
+
+func TestMissingOrWrongKeyRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	d := newSingle(t, dir)
+	if err := d.Open(); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	keyFile := filepath.Join(dir, "data.key")
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file not created 0600: %v %v", fi, err)
+	}
+	key, _ := os.ReadFile(keyFile)
+
+	os.Remove(keyFile)
+	err := newSingle(t, dir).Open()
+	if err == nil || !strings.Contains(err.Error(), "missing") || !strings.Contains(err.Error(), "data.key") {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, statErr := os.Stat(keyFile); statErr == nil {
+		t.Fatal("a new key was created for an encrypted store")
+	}
+	os.WriteFile(keyFile, []byte(strings.Repeat("ab", 32)+"\n"), 0o600)
+	err = newSingle(t, dir).Open()
+	if err == nil || !strings.Contains(err.Error(), "another key") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	os.WriteFile(keyFile, key, 0o600)
+	d = newSingle(t, dir)
+	if err := d.Open(); err != nil {
+		t.Fatalf("the right key again: %v", err)
+	}
+	d.Close()
 }
 
 func do(t *testing.T, method, url, body string) (int, map[string]any) {

@@ -12,7 +12,12 @@ import (
 
 func writeConfig(t *testing.T, text string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "station.yaml")
+	return writeConfigIn(t, t.TempDir(), text)
+}
+
+func writeConfigIn(t *testing.T, dir, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, "station.yaml")
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
