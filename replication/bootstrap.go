@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -10,22 +11,25 @@ import (
 
 // runFormation makes this node part of a cluster, unless it already is.
 //
-// With no raft state yet, it probes the static peers every second. If a
-// peer is already in a cluster, it asks that cluster's leader to add it.
-// Otherwise, once Expect nodes (itself included) answer, the one with the
-// lowest node id bootstraps raft with all of them; the others wait to be
-// contacted by the new leader. So the same config serves a first start, a
-// restart and a node added later, and two nodes never bootstrap two
-// clusters from the same view.
+// With no raft state yet, it probes its peers (static and discovered)
+// every second and follows decideFormation: join an existing cluster
+// through its leader, or, once Expect nodes (itself included) answer, let
+// the one with the lowest node id bootstrap with all of them while the
+// others wait to be contacted. After BootstrapWindow a majority of Expect
+// is enough, so a station whose PC is off on the first day still starts,
+// while a PC cut off alone never bootstraps a cluster of its own (unless
+// Expect is 1). The same config serves a first start, a restart and a node
+// added later.
 func (n *Node) runFormation() {
 	defer n.wg.Done()
+	start := time.Now()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
 		if n.inCluster() {
 			return
 		}
-		if done := n.formOnce(); done {
+		if done := n.formOnce(time.Since(start) >= n.cfg.BootstrapWindow); done {
 			return
 		}
 		select {
@@ -41,69 +45,99 @@ func (n *Node) inCluster() bool {
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
-// formOnce does one round of probing; it reports whether formation is
-// settled (bootstrapped or joined).
-func (n *Node) formOnce() bool {
-	infos := n.probePeers()
+type formationAction int
+
+const (
+	formationWait formationAction = iota
+	formationJoin
+	formationBootstrap
+)
+
+type formationDecision struct {
+	Action  formationAction
+	Via     string        // join: the leader's address
+	Servers []raft.Server // bootstrap: the first configuration
+}
+
+// decideFormation is the formation rule, pure so it can be tested with any
+// order of peers: the same set of answers gives the same decision.
+func decideFormation(self peerInfo, infos []peerInfo, expect int, windowOver bool) formationDecision {
+	slices.SortFunc(infos, func(a, b peerInfo) int { return cmp.Compare(a.Node, b.Node) })
 	for _, in := range infos {
-		if !in.InCluster || in.LeaderAddress == "" {
-			continue
+		if in.InCluster && in.LeaderAddress != "" {
+			return formationDecision{Action: formationJoin, Via: in.LeaderAddress}
 		}
-		resp, err := n.roundTrip(in.LeaderAddress, rpcRequest{Method: rpcJoin, Address: n.tr.AdvertiseAddr()}, 5*time.Second)
-		if err != nil || resp.Code != "" {
-			n.logger.Info("join cluster: not yet", "via", in.LeaderAddress, "error", err, "answer", resp.Error)
-			return false
-		}
-		n.logger.Info("joined cluster", "leader", in.Leader, "cluster_id", in.ClusterID)
-		return true
 	}
 	for _, in := range infos {
 		if in.InCluster {
-			return false // a cluster exists but has no leader right now: wait
+			return formationDecision{} // a cluster exists but has no leader right now
 		}
 	}
-	servers := []raft.Server{{ID: raft.ServerID(n.cfg.NodeID), Address: raft.ServerAddress(n.tr.AdvertiseAddr()), Suffrage: raft.Voter}}
+	servers := []raft.Server{{ID: raft.ServerID(self.Node), Address: raft.ServerAddress(self.Address), Suffrage: raft.Voter}}
 	for _, in := range infos {
-		if in.Node == n.cfg.NodeID || slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == in.Node }) {
+		if in.Station != self.Station || in.Node == self.Node || slices.ContainsFunc(servers, func(s raft.Server) bool { return string(s.ID) == in.Node }) {
 			continue
 		}
 		servers = append(servers, raft.Server{ID: raft.ServerID(in.Node), Address: raft.ServerAddress(in.Address), Suffrage: raft.Voter})
 	}
-	if len(servers) < n.cfg.Expect {
-		n.logger.Info("waiting for peers before the first bootstrap", "seen", len(servers), "expect", n.cfg.Expect)
-		return false
+	need := max(expect, 1)
+	if windowOver {
+		need = need/2 + 1
 	}
-	slices.SortFunc(servers, func(a, b raft.Server) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	if string(servers[0].ID) != n.cfg.NodeID {
-		return false // the lowest id bootstraps; it will contact us
+	if len(servers) < need {
+		return formationDecision{}
 	}
-	if len(servers) > 5 {
-		for i := 5; i < len(servers); i++ {
+	slices.SortFunc(servers, func(a, b raft.Server) int { return cmp.Compare(a.ID, b.ID) })
+	if string(servers[0].ID) != self.Node {
+		return formationDecision{} // the lowest id bootstraps; it will contact us
+	}
+	for i := range servers {
+		if i >= maxVoters {
 			servers[i].Suffrage = raft.Nonvoter
 		}
 	}
-	if err := n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
-		n.logger.Warn("bootstrap", "error", err)
-		return false
+	if len(servers) == 2 {
+		servers[1].Suffrage = raft.Nonvoter // never exactly two voters
 	}
-	n.logger.Info("bootstrapped cluster", "servers", len(servers))
-	return true
+	return formationDecision{Action: formationBootstrap, Servers: servers}
 }
 
-// probePeers asks every static peer for its info, concurrently.
+// formOnce does one round of probing; it reports whether formation is
+// settled (bootstrapped or joined).
+func (n *Node) formOnce(windowOver bool) bool {
+	infos := n.probePeers()
+	self := peerInfo{Node: n.cfg.NodeID, Station: n.cfg.Station, Address: n.tr.AdvertiseAddr()}
+	d := decideFormation(self, infos, n.cfg.Expect, windowOver)
+	switch d.Action {
+	case formationJoin:
+		resp, err := n.roundTrip(d.Via, rpcRequest{Method: rpcJoin, Address: n.tr.AdvertiseAddr()}, 5*time.Second)
+		if err != nil || resp.Code != "" {
+			n.logger.Info("join cluster: not yet", "via", d.Via, "error", err, "answer", resp.Error)
+			return false
+		}
+		n.logger.Info("joined cluster", "via", d.Via)
+		return true
+	case formationBootstrap:
+		if err := n.raft.BootstrapCluster(raft.Configuration{Servers: d.Servers}).Error(); err != nil {
+			n.logger.Warn("bootstrap", "error", err)
+			return false
+		}
+		n.logger.Info("bootstrapped cluster", "servers", len(d.Servers), "expect", n.cfg.Expect, "window_over", windowOver)
+		n.bootstraps.Add(1)
+		return true
+	default:
+		n.logger.Info("waiting for peers before the first bootstrap", "seen", len(infos)+1, "expect", n.cfg.Expect)
+		return false
+	}
+}
+
+// probePeers asks every known peer address for its info, concurrently.
+// The address a peer answered at is the one used for it.
 func (n *Node) probePeers() []peerInfo {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var infos []peerInfo
-	for _, addr := range n.cfg.Peers {
+	for _, addr := range n.peerAddrs() {
 		if addr == n.tr.AdvertiseAddr() {
 			continue
 		}
@@ -115,9 +149,10 @@ func (n *Node) probePeers() []peerInfo {
 				n.logger.Debug("probe peer", "address", addr, "error", err)
 				return
 			}
-			if in.Station != n.cfg.Station {
+			if in.Station != n.cfg.Station || in.Node == n.cfg.NodeID {
 				return
 			}
+			in.Address = addr
 			mu.Lock()
 			infos = append(infos, *in)
 			mu.Unlock()

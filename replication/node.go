@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -44,9 +45,19 @@ type Config struct {
 	// Peers are static peer QUIC addresses (host:port). Discovery adds more
 	// in a later issue.
 	Peers []string
+	// Discover returns addresses found by discovery (mDNS); nil for static
+	// peers only. Called about once a second.
+	Discover func() []string
 	// Expect is how many nodes (this one included) must answer before the
 	// first bootstrap.
 	Expect int
+	// BootstrapWindow: on a first start, how long to wait for Expect nodes.
+	// After it, the lowest node id bootstraps with the nodes seen if they
+	// are a majority of Expect (default 30s).
+	BootstrapWindow time.Duration
+	// RemoveUnreachableAfter removes a member the leader could not reach
+	// for this long, when quorum stays safe; 0 (default) never does.
+	RemoveUnreachableAfter time.Duration
 
 	HeartbeatTimeout   time.Duration // default 500ms
 	ElectionTimeout    time.Duration // default 500ms
@@ -76,6 +87,7 @@ func (c *Config) setDefaults() {
 	def(&c.CommitTimeout, 10*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
+	def(&c.BootstrapWindow, 30*time.Second)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -113,6 +125,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	bootstraps atomic.Uint64 // times this process bootstrapped a cluster
 
 	reachMu   sync.Mutex
 	reachable map[string]time.Time // node id -> last successful probe
@@ -206,10 +220,11 @@ func (n *Node) Open() (err error) {
 	close(n.ready)
 	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
 
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.runBatcher()
 	go n.runFormation()
 	go n.runMonitor()
+	go n.runMembership()
 	return nil
 }
 
@@ -310,6 +325,8 @@ type Status struct {
 	// EntriesApplied counts raft entries applied (not skipped) since this
 	// process opened the store.
 	EntriesApplied uint64 `json:"entries_applied"`
+	// Bootstrapped is true when this process bootstrapped the cluster.
+	Bootstrapped bool `json:"bootstrapped"`
 }
 
 // Status reports the node's replication state.
@@ -322,6 +339,7 @@ func (n *Node) Status() Status {
 		ClusterID:      n.fsm.clusterID.Load().(string),
 		Seq:            n.fsm.seq.Load(),
 		EntriesApplied: n.fsm.entriesApplied.Load(),
+		Bootstrapped:   n.bootstraps.Load() > 0,
 		Members:        []Member{},
 	}
 	if n.raft == nil {
@@ -346,7 +364,7 @@ func (n *Node) Status() Status {
 				m.Suffrage = "nonvoter"
 			}
 			last := n.reachable[m.ID]
-			m.Reachable = m.ID == n.cfg.NodeID || time.Since(last) < 6*time.Second
+			m.Reachable = m.ID == n.cfg.NodeID || time.Since(last) < reachableFor
 			st.Members = append(st.Members, m)
 		}
 		n.reachMu.Unlock()
@@ -535,6 +553,14 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 			return
 		}
 		resp.Results = results
+	case rpcRemove:
+		if n.raft.State() != raft.Leader {
+			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
+			return
+		}
+		if err := n.removeMember(req.Node, req.Force); err != nil {
+			resp.Code, resp.Error = "refused", err.Error()
+		}
 	case rpcJoin:
 		if n.raft.State() != raft.Leader {
 			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
@@ -561,9 +587,8 @@ func (n *Node) selfInfo() *peerInfo {
 	}
 }
 
-// addMember adds a verified node of this station: a voter while there are
-// fewer than five voters, a non-voter after that. A known id at a new
-// address is re-added at the new address.
+// addMember adds a verified node of this station as planAdmission says. A
+// known id at a new address is removed first and re-added at the new one.
 func (n *Node) addMember(id, address string) error {
 	if id == "" || address == "" {
 		return errors.New("join: node id and address are required")
@@ -572,24 +597,36 @@ func (n *Node) addMember(id, address string) error {
 	if err := f.Error(); err != nil {
 		return err
 	}
-	voters := 0
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			if string(s.Address) == address {
-				return nil // already a member
-			}
-			n.logger.Info("member moved: re-adding at its new address", "member", id, "old", s.Address, "new", address)
-			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
-				return fmt.Errorf("remove %s before re-adding: %w", id, err)
-			}
+	servers := f.Configuration().Servers
+	for _, s := range servers {
+		if string(s.ID) != id {
 			continue
 		}
-		if s.Suffrage == raft.Voter {
-			voters++
+		if string(s.Address) == address {
+			return nil // already a member
+		}
+		n.logger.Info("member moved: re-adding at its new address", "member", id, "old", s.Address, "new", address)
+		if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+			return fmt.Errorf("remove %s before re-adding: %w", id, err)
+		}
+		if f = n.raft.GetConfiguration(); f.Error() != nil {
+			return f.Error()
+		}
+		servers = f.Configuration().Servers
+	}
+	plan := planAdmission(servers, raft.ServerID(id))
+	for _, p := range plan.Promote {
+		for _, s := range servers {
+			if s.ID == p {
+				if err := n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+					return fmt.Errorf("promote %s to voter: %w", p, err)
+				}
+				n.logger.Info("member promoted to voter", "member", p)
+			}
 		}
 	}
 	var fut raft.IndexFuture
-	if voters < 5 {
+	if plan.Suffrage == raft.Voter {
 		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
 	} else {
 		fut = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
@@ -597,6 +634,6 @@ func (n *Node) addMember(id, address string) error {
 	if err := fut.Error(); err != nil {
 		return fmt.Errorf("add %s at %s: %w", id, address, err)
 	}
-	n.logger.Info("member added", "member", id, "address", address, "voter", voters < 5)
+	n.logger.Info("member added", "member", id, "address", address, "voter", plan.Suffrage == raft.Voter)
 	return nil
 }

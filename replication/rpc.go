@@ -22,9 +22,10 @@ const (
 
 // rpc methods.
 const (
-	rpcInfo  = "info"  // who are you, are you in a cluster, who leads
-	rpcApply = "apply" // a follower forwards ops to the leader
-	rpcJoin  = "join"  // a new node asks the leader to add it
+	rpcInfo   = "info"   // who are you, are you in a cluster, who leads
+	rpcApply  = "apply"  // a follower forwards ops to the leader
+	rpcJoin   = "join"   // a new node asks the leader to add it
+	rpcRemove = "remove" // an admin removes a member (forwarded to the leader)
 )
 
 type rpcRequest struct {
@@ -32,6 +33,8 @@ type rpcRequest struct {
 	Method  string       `json:"method"`
 	Ops     []records.Op `json:"ops,omitempty"`
 	Address string       `json:"address,omitempty"` // join: the joiner's advertised address
+	Node    string       `json:"node,omitempty"`    // remove: the member
+	Force   bool         `json:"force,omitempty"`   // remove: even if quorum is at risk
 }
 
 type rpcResponse struct {

@@ -1,0 +1,251 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// maxVoters is the number of voters a station keeps; more nodes (kiosks)
+// join as non-voters.
+const maxVoters = 5
+
+// membershipChange is what the leader does to admit a node.
+type membershipChange struct {
+	Suffrage raft.ServerSuffrage // of the new node
+	Promote  []raft.ServerID     // non-voters to make voters first
+}
+
+// planAdmission decides how a new node joins a configuration:
+//
+//   - a voter while there are fewer than five voters;
+//   - but never as the second voter of a two-node station: a cluster of
+//     exactly two voters stops when either PC stops, so the second node is
+//     a non-voter until a third arrives, and then both become voters;
+//   - a non-voter once there are five voters.
+func planAdmission(servers []raft.Server, id raft.ServerID) membershipChange {
+	var voters int
+	var nonvoters []raft.ServerID
+	for _, s := range servers {
+		if s.ID == id {
+			continue
+		}
+		if s.Suffrage == raft.Voter {
+			voters++
+		} else {
+			nonvoters = append(nonvoters, s.ID)
+		}
+	}
+	switch {
+	case voters >= maxVoters:
+		return membershipChange{Suffrage: raft.Nonvoter}
+	case voters == 1 && len(nonvoters) == 0:
+		return membershipChange{Suffrage: raft.Nonvoter} // two nodes: one voter
+	case voters == 1:
+		// The third node: the waiting non-voter and the new node both vote.
+		return membershipChange{Suffrage: raft.Voter, Promote: nonvoters[:1]}
+	default:
+		return membershipChange{Suffrage: raft.Voter}
+	}
+}
+
+// RemoveMember removes a node from the cluster (an admin's decision: the
+// PC is gone for good). It must run on the leader; it refuses to remove the
+// leader itself (transfer leadership first by stopping that PC) and, unless
+// force, a voter whose removal leaves fewer reachable voters than a quorum.
+func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
+	if n.raft.State() != raft.Leader {
+		addr, _ := n.raft.LeaderWithID()
+		if addr == "" {
+			return ErrNoLeader
+		}
+		resp, err := n.roundTrip(string(addr), rpcRequest{Method: rpcRemove, Node: id, Force: force}, n.cfg.ApplyTimeout)
+		if err != nil {
+			return err
+		}
+		if resp.Code != "" {
+			return errors.New(resp.Error)
+		}
+		return nil
+	}
+	return n.removeMember(id, force)
+}
+
+// ErrUnknownMember: no member has that id.
+var ErrUnknownMember = errors.New("no such member")
+
+func (n *Node) removeMember(id string, force bool) error {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	var target *raft.Server
+	servers := f.Configuration().Servers
+	for i := range servers {
+		if string(servers[i].ID) == id {
+			target = &servers[i]
+		}
+	}
+	if target == nil {
+		return fmt.Errorf("%w %q", ErrUnknownMember, id)
+	}
+	if id == n.cfg.NodeID {
+		return errors.New("a leader cannot remove itself: stop that PC (another node takes over) and remove it from there")
+	}
+	if target.Suffrage == raft.Voter && !force && !n.quorumSafeWithout(servers, target.ID) {
+		return fmt.Errorf("removing voter %s would leave fewer reachable voters than a quorum", id)
+	}
+	if err := n.raft.RemoveServer(target.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	n.logger.Info("member removed", "member", id)
+	return nil
+}
+
+// quorumSafeWithout reports whether the voters left after removing id can
+// still form a quorum with the ones reachable now.
+func (n *Node) quorumSafeWithout(servers []raft.Server, id raft.ServerID) bool {
+	voters, reachable := 0, 0
+	n.reachMu.Lock()
+	defer n.reachMu.Unlock()
+	for _, s := range servers {
+		if s.ID == id || s.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if string(s.ID) == n.cfg.NodeID || time.Since(n.reachable[string(s.ID)]) < reachableFor {
+			reachable++
+		}
+	}
+	return voters > 0 && reachable >= voters/2+1
+}
+
+// reachableFor: a member answered a probe this recently.
+const reachableFor = 6 * time.Second
+
+// runMembership is the leader's housekeeping, every second: admit nodes of
+// this station that discovery found (after checking them over mTLS),
+// re-add members seen at a new address, and (if configured) remove members
+// unreachable for longer than RemoveUnreachableAfter when quorum stays safe.
+func (n *Node) runMembership() {
+	defer n.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+		}
+		if n.raft.State() != raft.Leader {
+			continue
+		}
+		n.admitDiscovered()
+		n.reapUnreachable()
+	}
+}
+
+// admitDiscovered probes every discovered address that is not a member's
+// address. The identity comes from the peer's certificate (the QUIC
+// handshake admits only this station's nodes); the mDNS hint is not trusted.
+func (n *Node) admitDiscovered() {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	known := map[string]string{} // address -> id
+	for _, s := range f.Configuration().Servers {
+		known[string(s.Address)] = string(s.ID)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var found []peerInfo
+	for _, addr := range n.peerAddrs() {
+		if _, ok := known[addr]; ok || addr == n.tr.AdvertiseAddr() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in, err := n.info(addr, 2*time.Second)
+			if err != nil || in.Station != n.cfg.Station || in.Node == n.cfg.NodeID {
+				return
+			}
+			in.Address = addr // the address we reached it at, not the one it believes it has
+			mu.Lock()
+			found = append(found, *in)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	for _, in := range found {
+		if err := n.addMember(in.Node, in.Address); err != nil {
+			n.logger.Warn("admit discovered node", "node", in.Node, "address", in.Address, "error", err)
+		}
+	}
+}
+
+// reapUnreachable removes members unreachable for longer than the
+// configured time, one at a time, never breaking quorum. Off by default.
+func (n *Node) reapUnreachable() {
+	after := n.cfg.RemoveUnreachableAfter
+	if after <= 0 {
+		return
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	servers := f.Configuration().Servers
+	for _, s := range servers {
+		id := string(s.ID)
+		if id == n.cfg.NodeID {
+			continue
+		}
+		n.reachMu.Lock()
+		last, ok := n.reachable[id]
+		if !ok {
+			// Never reached since this leader took over: count from now.
+			n.reachable[id] = time.Now().Add(-reachableFor)
+			last = n.reachable[id]
+		}
+		n.reachMu.Unlock()
+		if time.Since(last) < after {
+			continue
+		}
+		if s.Suffrage == raft.Voter && !n.quorumSafeWithout(servers, s.ID) {
+			continue
+		}
+		n.logger.Warn("removing a member unreachable for too long", "member", id, "unreachable_for", time.Since(last).Round(time.Second))
+		if err := n.removeMember(id, false); err != nil {
+			n.logger.Warn("remove unreachable member", "member", id, "error", err)
+		}
+		return
+	}
+}
+
+// peerAddrs is every address to probe: static peers and, when discovery
+// is wired in, what it found.
+func (n *Node) peerAddrs() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(a string) {
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, a := range n.cfg.Peers {
+		add(a)
+	}
+	if n.cfg.Discover != nil {
+		for _, a := range n.cfg.Discover() {
+			add(a)
+		}
+	}
+	return out
+}
