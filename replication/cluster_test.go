@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication/transport"
@@ -106,17 +108,22 @@ func (c *testCluster) start(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cfg := Config{NodeID: tn.id, Station: tn.station, DataDir: filepath.Join(tn.dir, "data"), Peers: tn.peers, Expect: len(tn.peers), EncryptionKey: tn.key, Logger: logger}
-	if c.tune != nil {
-		c.tune(&cfg)
-	}
-	tn.n = New(cfg, tn.tr)
+	tn.n = New(c.config(i, logger), tn.tr)
 	if err := tn.tr.Open(); err != nil {
 		c.t.Fatal(err)
 	}
 	if err := tn.n.Open(); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+func (c *testCluster) config(i int, logger *slog.Logger) Config {
+	tn := c.nodes[i]
+	cfg := Config{NodeID: tn.id, Station: tn.station, DataDir: filepath.Join(tn.dir, "data"), Peers: tn.peers, Expect: len(tn.peers), EncryptionKey: tn.key, Logger: logger}
+	if c.tune != nil {
+		c.tune(&cfg)
+	}
+	return cfg
 }
 
 func (c *testCluster) stop(i int) {
@@ -491,4 +498,67 @@ func TestNodeAddedLaterJoinsWithTheSameConfig(t *testing.T) {
 	if cid := late.n.Status().ClusterID; cid != c.nodes[leader].n.Status().ClusterID || cid == "" {
 		t.Fatalf("pc-4 cluster id %q differs from the station's", cid)
 	}
+}
+
+func TestRecoverAfterPermanentQuorumLoss(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	acked := writeConcurrently(t, c, "q", 20)
+	for _, tn := range c.nodes {
+		eventually(t, tn.id+" has every case", func() bool { return caseCount(t, tn.n) == len(acked) })
+	}
+	for i := range c.nodes {
+		c.stop(i)
+	}
+	// pc-2 and pc-3 are gone for good; pc-1 becomes a station of one.
+	servers := []raft.Server{{ID: "pc-1", Address: raft.ServerAddress(c.nodes[0].addr), Suffrage: raft.Voter}}
+	if err := Recover(c.config(0, testLogger(t)), servers); err != nil {
+		t.Fatal(err)
+	}
+	c.nodes = c.nodes[:1]
+	c.start(0)
+	if got := c.waitLeader(); got != 0 {
+		t.Fatalf("leader %d", got)
+	}
+	n := c.nodes[0].n
+	if got := caseCount(t, n); got != len(acked) {
+		t.Fatalf("%d cases after recovery, want %d", got, len(acked))
+	}
+	if err := createCase(n, ctx(t), "after-recovery"); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+	if m := n.Status().Members; len(m) != 1 {
+		t.Fatalf("members after recovery: %+v", m)
+	}
+}
+
+func TestRemoveMember(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	f := c.follower(leader)
+	if err := c.nodes[f].n.RemoveMember(ctx(t), c.nodes[leader].id, false); err == nil {
+		t.Fatal("the leader removed itself")
+	}
+	if err := c.nodes[f].n.RemoveMember(ctx(t), "pc-9", false); err == nil {
+		t.Fatal("removed an unknown member")
+	}
+	// Through a follower: forwarded to the leader.
+	victim := 3 - leader - f
+	c.stop(victim)
+	eventually(t, "the leader sees the stopped member unreachable and the other reachable", func() bool {
+		ok := 0
+		for _, m := range c.nodes[leader].n.Status().Members {
+			if (m.ID == c.nodes[victim].id && !m.Reachable) || (m.ID == c.nodes[f].id && m.Reachable) {
+				ok++
+			}
+		}
+		return ok == 2
+	})
+	if err := c.nodes[f].n.RemoveMember(ctx(t), c.nodes[victim].id, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "two members left", func() bool { return len(c.nodes[leader].n.Status().Members) == 2 })
+	// The two left still commit.
+	putItem(t, c.nodes[f].n, "XC-L-0001")
 }
