@@ -64,11 +64,13 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 			return ErrNoLeader
 		}
 		resp, err := n.roundTrip(string(addr), rpcRequest{Method: rpcRemove, Node: id, Force: force}, n.cfg.ApplyTimeout)
-		if err != nil {
+		switch {
+		case resp.Code == "not_found":
+			return fmt.Errorf("%w %q", ErrUnknownMember, id)
+		case resp.Code == "not_leader":
+			return ErrNoLeader // leadership moved meanwhile; the caller retries
+		case err != nil:
 			return err
-		}
-		if resp.Code != "" {
-			return errors.New(resp.Error)
 		}
 		return nil
 	}

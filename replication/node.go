@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,7 +18,6 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 
-	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication/logstore"
 	"github.com/stationsync/stationsync/replication/sealed"
@@ -462,129 +460,6 @@ func (n *Node) probeMembers() {
 		}(string(s.ID), string(s.Address))
 	}
 	wg.Wait()
-}
-
-// info asks the node at addr who it is and what it knows.
-func (n *Node) info(addr string, timeout time.Duration) (*peerInfo, error) {
-	resp, err := n.roundTrip(addr, rpcRequest{Method: rpcInfo}, timeout)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Info == nil {
-		return nil, fmt.Errorf("info from %s: empty answer", addr)
-	}
-	return resp.Info, nil
-}
-
-// roundTrip dials addr, sends one request and reads the answer.
-func (n *Node) roundTrip(addr string, req rpcRequest, timeout time.Duration) (rpcResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-n.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	c, _, err := n.tr.Dial(ctx, addr, transport.KindRPC)
-	if err != nil {
-		return rpcResponse{}, err
-	}
-	defer c.Close()
-	deadline, _ := ctx.Deadline()
-	resp, err := call(c, req, deadline)
-	if err != nil {
-		return resp, err
-	}
-	if resp.Error != "" && resp.Code != "not_leader" {
-		return resp, fmt.Errorf("%s at %s: %s", req.Method, addr, resp.Error)
-	}
-	return resp, nil
-}
-
-// serveRPC answers one request on a KindRPC stream from a verified peer.
-func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(rpcTimeout + n.cfg.ApplyTimeout))
-	var req rpcRequest
-	if err := readFrame(c, &req); err != nil {
-		n.logger.Debug("read rpc", "peer", peer.Node, "error", err)
-		return
-	}
-	resp := rpcResponse{V: rpcVersion}
-	select {
-	case <-n.ready:
-	case <-n.closing:
-		return
-	case <-time.After(2 * time.Second):
-		resp.Code, resp.Error = "starting", "node is starting"
-		writeFrame(c, resp)
-		return
-	}
-	switch {
-	case req.V != rpcVersion:
-		resp.Code, resp.Error = "version", fmt.Sprintf("rpc version %d not understood (this node speaks %d)", req.V, rpcVersion)
-	case peer.Role != pki.RoleStation || peer.Station != n.cfg.Station:
-		resp.Code, resp.Error = "refused", fmt.Sprintf("%s %s/%s may not call %s on station %s", peer.Role, peer.Station, peer.Node, req.Method, n.cfg.Station)
-	default:
-		n.handleRPC(peer, req, &resp)
-	}
-	if err := writeFrame(c, resp); err != nil {
-		n.logger.Debug("write rpc answer", "peer", peer.Node, "error", err)
-	}
-}
-
-func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
-	addr, id := n.raft.LeaderWithID()
-	switch req.Method {
-	case rpcInfo:
-		resp.Info = n.selfInfo()
-	case rpcApply:
-		if n.raft.State() != raft.Leader {
-			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader", string(addr)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
-		defer cancel()
-		results, err := n.submitLocal(ctx, req.Ops)
-		if err != nil {
-			resp.Code, resp.Error = "internal", err.Error()
-			return
-		}
-		resp.Results = results
-	case rpcRemove:
-		if n.raft.State() != raft.Leader {
-			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
-			return
-		}
-		if err := n.removeMember(req.Node, req.Force); err != nil {
-			resp.Code, resp.Error = "refused", err.Error()
-		}
-	case rpcJoin:
-		if n.raft.State() != raft.Leader {
-			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
-			return
-		}
-		if err := n.addMember(peer.Node, req.Address); err != nil {
-			resp.Code, resp.Error = "internal", err.Error()
-		}
-	default:
-		resp.Code, resp.Error = "internal", fmt.Sprintf("unknown method %q", req.Method)
-	}
-}
-
-func (n *Node) selfInfo() *peerInfo {
-	addr, id := n.raft.LeaderWithID()
-	inCluster := false
-	if f := n.raft.GetConfiguration(); f.Error() == nil {
-		inCluster = len(f.Configuration().Servers) > 0
-	}
-	return &peerInfo{
-		Node: n.cfg.NodeID, Station: n.cfg.Station, Address: n.tr.AdvertiseAddr(),
-		InCluster: inCluster, Leader: string(id), LeaderAddress: string(addr),
-		ClusterID: n.fsm.clusterID.Load().(string), UnixMilli: time.Now().UnixMilli(),
-	}
 }
 
 // addMember adds a verified node of this station as planAdmission says. A
