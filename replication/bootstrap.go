@@ -3,7 +3,6 @@ package replication
 import (
 	"cmp"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -131,33 +130,27 @@ func (n *Node) formOnce(windowOver bool) bool {
 	}
 }
 
-// probePeers asks every known peer address for its info, concurrently.
-// The address a peer answered at is the one used for it.
+// probePeers asks every known peer address for its info. The address a
+// peer answered at is the one used for it.
 func (n *Node) probePeers() []peerInfo {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	var infos []peerInfo
+	var addrs []string
 	for _, addr := range n.peerAddrs() {
-		if addr == n.tr.AdvertiseAddr() {
+		if addr != n.tr.AdvertiseAddr() {
+			addrs = append(addrs, addr)
+		}
+	}
+	var infos []peerInfo
+	for _, r := range n.probe(addrs, 2*time.Second) {
+		if r.err != nil {
+			n.logger.Debug("probe peer", "address", r.addr, "error", r.err)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in, err := n.info(addr, 2*time.Second)
-			if err != nil {
-				n.logger.Debug("probe peer", "address", addr, "error", err)
-				return
-			}
-			if in.Station != n.cfg.Station || in.Node == n.cfg.NodeID {
-				return
-			}
-			in.Address = addr
-			mu.Lock()
-			infos = append(infos, *in)
-			mu.Unlock()
-		}()
+		if r.info.Station != n.cfg.Station || r.info.Node == n.cfg.NodeID {
+			continue
+		}
+		in := *r.info
+		in.Address = r.addr
+		infos = append(infos, in)
 	}
-	wg.Wait()
 	return infos
 }

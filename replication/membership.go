@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -129,30 +128,9 @@ func (n *Node) quorumSafeWithout(servers []raft.Server, id raft.ServerID) bool {
 // reachableFor: a member answered a probe this recently.
 const reachableFor = 6 * time.Second
 
-// runMembership is the leader's housekeeping, every second: admit nodes of
-// this station that discovery found (after checking them over mTLS),
-// re-add members seen at a new address, and (if configured) remove members
-// unreachable for longer than RemoveUnreachableAfter when quorum stays safe.
-func (n *Node) runMembership() {
-	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.closing:
-			return
-		case <-t.C:
-		}
-		if n.raft.State() != raft.Leader {
-			continue
-		}
-		n.admitDiscovered()
-		n.reapUnreachable()
-	}
-}
-
-// admitDiscovered probes every discovered address that is not a member's
-// address. The identity comes from the peer's certificate (the QUIC
+// admitDiscovered (leader only) probes every discovered address that is
+// not a member's address, admits this station's nodes and re-adds members
+// seen at a new address. The identity comes from the peer's certificate (the QUIC
 // handshake admits only this station's nodes); the mDNS hint is not trusted.
 func (n *Node) admitDiscovered() {
 	f := n.raft.GetConfiguration()
@@ -163,31 +141,45 @@ func (n *Node) admitDiscovered() {
 	for _, s := range f.Configuration().Servers {
 		known[string(s.Address)] = string(s.ID)
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var found []peerInfo
+	var addrs []string
 	for _, addr := range n.peerAddrs() {
-		if _, ok := known[addr]; ok || addr == n.tr.AdvertiseAddr() {
+		if _, ok := known[addr]; !ok && addr != n.tr.AdvertiseAddr() {
+			addrs = append(addrs, addr)
+		}
+	}
+	var found []peerInfo
+	for _, r := range n.probe(addrs, 2*time.Second) {
+		if r.err != nil {
+			n.noteUnverified(r.addr, r.err)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			in, err := n.info(addr, 2*time.Second)
-			if err != nil || in.Station != n.cfg.Station || in.Node == n.cfg.NodeID {
-				return
-			}
-			in.Address = addr // the address we reached it at, not the one it believes it has
-			mu.Lock()
-			found = append(found, *in)
-			mu.Unlock()
-		}()
+		if r.info.Station != n.cfg.Station || r.info.Node == n.cfg.NodeID {
+			continue
+		}
+		in := *r.info
+		in.Address = r.addr // the address we reached it at, not the one it believes it has
+		found = append(found, in)
 	}
-	wg.Wait()
 	for _, in := range found {
 		if err := n.addMember(in.Node, in.Address); err != nil {
 			n.logger.Warn("admit discovered node", "node", in.Node, "address", in.Address, "error", err)
 		}
+	}
+}
+
+// noteUnverified logs, once per address, a discovered peer that could not
+// prove it is a node of this station (another CA, another station, or
+// nothing listening): it changes nothing.
+func (n *Node) noteUnverified(addr string, err error) {
+	n.reachMu.Lock()
+	first := !n.unverified[addr]
+	if len(n.unverified) > 1024 {
+		n.unverified = map[string]bool{}
+	}
+	n.unverified[addr] = true
+	n.reachMu.Unlock()
+	if first {
+		n.logger.Warn("discovered peer not admitted: it did not prove to be a node of this station (logged once)", "address", addr, "error", err)
 	}
 }
 

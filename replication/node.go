@@ -126,8 +126,9 @@ type Node struct {
 
 	bootstraps atomic.Uint64 // times this process bootstrapped a cluster
 
-	reachMu   sync.Mutex
-	reachable map[string]time.Time // node id -> last successful probe
+	reachMu    sync.Mutex
+	reachable  map[string]time.Time // node id -> last successful probe
+	unverified map[string]bool      // discovered addresses already reported
 }
 
 // New returns a node that will use tr for raft and forwarding. It
@@ -135,13 +136,14 @@ type Node struct {
 func New(cfg Config, tr *transport.Transport) *Node {
 	cfg.setDefaults()
 	n := &Node{
-		cfg:       cfg,
-		tr:        tr,
-		logger:    cfg.Logger.With("component", "replication"),
-		submitC:   make(chan *request, 1024),
-		ready:     make(chan struct{}),
-		closing:   make(chan struct{}),
-		reachable: map[string]time.Time{},
+		cfg:        cfg,
+		tr:         tr,
+		logger:     cfg.Logger.With("component", "replication"),
+		submitC:    make(chan *request, 1024),
+		ready:      make(chan struct{}),
+		closing:    make(chan struct{}),
+		reachable:  map[string]time.Time{},
+		unverified: map[string]bool{},
 	}
 	tr.Handle(transport.KindRPC, n.serveRPC)
 	return n
@@ -218,11 +220,10 @@ func (n *Node) Open() (err error) {
 	close(n.ready)
 	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
 
-	n.wg.Add(4)
+	n.wg.Add(3)
 	go n.runBatcher()
 	go n.runFormation()
 	go n.runMonitor()
-	go n.runMembership()
 	return nil
 }
 
@@ -404,8 +405,9 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 	}
 }
 
-// runMonitor gives the cluster its id once it has a leader, and probes the
-// members so Status can say which are reachable.
+// runMonitor, every second: gives the cluster its id once it has a leader,
+// probes the members so Status can say which are reachable, and on the
+// leader does the membership housekeeping (membership.go).
 func (n *Node) runMonitor() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
@@ -420,6 +422,10 @@ func (n *Node) runMonitor() {
 			n.applyInit()
 		}
 		n.probeMembers()
+		if n.raft.State() == raft.Leader {
+			n.admitDiscovered()
+			n.reapUnreachable()
+		}
 	}
 }
 
@@ -444,22 +450,46 @@ func (n *Node) probeMembers() {
 	if f.Error() != nil {
 		return
 	}
-	var wg sync.WaitGroup
+	ids := map[string]string{} // address -> id
+	var addrs []string
 	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == n.cfg.NodeID {
-			continue
+		if string(s.ID) != n.cfg.NodeID {
+			ids[string(s.Address)] = string(s.ID)
+			addrs = append(addrs, string(s.Address))
 		}
+	}
+	for _, r := range n.probe(addrs, time.Second) {
+		if r.err == nil {
+			n.reachMu.Lock()
+			n.reachable[ids[r.addr]] = time.Now()
+			n.reachMu.Unlock()
+		}
+	}
+}
+
+// probeResult is one peer's answer to an info probe.
+type probeResult struct {
+	addr string
+	info *peerInfo
+	err  error
+}
+
+// probe asks every address for its info, concurrently, each within
+// timeout. The identity in each answer was proven by the peer's
+// certificate (the QUIC handshake admits only this station's nodes).
+func (n *Node) probe(addrs []string, timeout time.Duration) []probeResult {
+	out := make([]probeResult, len(addrs))
+	var wg sync.WaitGroup
+	for i, addr := range addrs {
 		wg.Add(1)
-		go func(id, addr string) {
+		go func() {
 			defer wg.Done()
-			if _, err := n.info(addr, time.Second); err == nil {
-				n.reachMu.Lock()
-				n.reachable[id] = time.Now()
-				n.reachMu.Unlock()
-			}
-		}(string(s.ID), string(s.Address))
+			in, err := n.info(addr, timeout)
+			out[i] = probeResult{addr: addr, info: in, err: err}
+		}()
 	}
 	wg.Wait()
+	return out
 }
 
 // addMember adds a verified node of this station as planAdmission says. A

@@ -42,12 +42,21 @@ func (e *APIError) Error() string {
 
 // Status is GET /v1/status (the fields tests rely on).
 type Status struct {
-	Node    string     `json:"node"`
-	Station string     `json:"station"`
-	Role    string     `json:"role"`
-	Raft    RaftStatus `json:"raft"`
-	Members []Member   `json:"members"`
-	Feed    FeedStatus `json:"feed"`
+	Node       string     `json:"node"`
+	Station    string     `json:"station"`
+	Role       string     `json:"role"`
+	Raft       RaftStatus `json:"raft"`
+	Members    []Member   `json:"members"`
+	Discovered []Peer     `json:"discovered"`
+	Feed       FeedStatus `json:"feed"`
+}
+
+// Peer is a discovered peer (mDNS or static).
+type Peer struct {
+	Node    string `json:"node"`
+	Station string `json:"station"`
+	Address string `json:"address"`
+	Source  string `json:"source"`
 }
 
 // RaftStatus is the raft part of Status.

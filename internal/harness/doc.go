@@ -36,6 +36,19 @@
 // subtest, use [Station.WithT]). The HTTP helpers on [Node] return errors
 // instead, so they are safe from any goroutine.
 //
+// To simulate separate PCs on a LAN, put the nodes in Linux network
+// namespaces (root only; see package internal/netns):
+//
+//	nw := netns.New(t, "10.231.0.0/24") // skips unless root (fails under CI)
+//	st := harness.NewStation(t, "XC-E2E-02", 3, harness.WithNetwork(nw), harness.WithStaticPeers())
+//	st.StartAll()
+//	st.WaitLeader(30 * time.Second)
+//	st.Host(1).Disconnect() // partition pc-2
+//
+// Node i then runs in host "h<i>" with QUIC on <host IP>:4610 and its API
+// on 127.0.0.1:4680 inside the namespace; the Node helpers reach that API
+// through a dialer that enters the namespace ([WithNetwork]).
+//
 // The harness is meant to grow with the project: later tests put nodes in
 // network namespaces, add a district center, or cut links. Keep its pieces
 // general (a station is N nodes with configs the test may edit with

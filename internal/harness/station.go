@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/stationsync/stationsync/internal/netns"
 )
 
 // Timeouts of process control. Each is a deadline for polling, not a sleep.
@@ -64,6 +67,7 @@ type Node struct {
 	Env []string
 
 	client *http.Client
+	host   *netns.Host // with WithNetwork: the namespace the node runs in
 
 	mu   sync.Mutex
 	proc *process // nil when never started
@@ -80,8 +84,11 @@ type process struct {
 type Option func(*options)
 
 type options struct {
-	host   string // address every node listens on; 127.0.0.1
-	config []func(i int, cfg map[string]any)
+	host       string // address every node listens on; 127.0.0.1
+	config     []func(i int, cfg map[string]any)
+	network    *netns.Network // WithNetwork: one host per node
+	hostPrefix string         // WithHostPrefix; "h"
+	peers      bool           // WithStaticPeers
 }
 
 // WithConfig edits each node's config map before it is written; i is the
@@ -97,6 +104,9 @@ func WithConfig(fn func(i int, cfg map[string]any)) Option {
 // peer. Nodes are named pc-1 ... pc-n; node i's QUIC (UDP) listener and
 // HTTP API (TCP) share one free port number. t.Cleanup kills the nodes still
 // running when the test ends, and prints their logs if it failed.
+//
+// With [WithNetwork] each node runs in its own network namespace instead:
+// see WithNetwork for its addresses and config.
 func NewStation(t testing.TB, id string, n int, opts ...Option) *Station {
 	t.Helper()
 	if n < 1 {
@@ -111,24 +121,39 @@ func NewStation(t testing.TB, id string, n int, opts ...Option) *Station {
 	// Registered after t.TempDir, so it runs before the folder is removed.
 	t.Cleanup(func() {
 		s.killAll()
+		s.closeIdle()
 		if t.Failed() {
 			s.DumpLogs()
 		}
 	})
-	ports, err := FreePorts(o.host, n)
-	if err != nil {
-		t.Fatalf("harness: %v", err)
+	// Each node's QUIC address (also its entry in the peer lists) and API
+	// address.
+	var quic, api, peers []string
+	var hosts []*netns.Host
+	if o.network != nil {
+		hosts = networkHosts(t, o.network, o.hostPrefix, n)
+		for _, h := range hosts {
+			quic = append(quic, net.JoinHostPort(h.IP(), strconv.Itoa(NetworkQUICPort)))
+			api = append(api, net.JoinHostPort("127.0.0.1", strconv.Itoa(NetworkAPIPort)))
+		}
+		if o.peers {
+			peers = quic
+		}
+	} else {
+		ports, err := FreePorts(o.host, n)
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		for i := range n {
+			quic = append(quic, net.JoinHostPort(o.host, strconv.Itoa(ports[i])))
+		}
+		api, peers = quic, quic
 	}
 	MustRunCLI(t, "ca", "init", "--dir", s.CADir)
-	var peers []string
-	for i := range n {
-		peers = append(peers, net.JoinHostPort(o.host, strconv.Itoa(ports[i])))
-	}
 	for i := range n {
 		nodeID := fmt.Sprintf("pc-%d", i+1)
 		dir := filepath.Join(root, nodeID)
 		MustRunCLI(t, "ca", "issue", "--ca", s.CADir, "--station", id, "--node", nodeID, "--out", dir)
-		api := net.JoinHostPort(o.host, strconv.Itoa(ports[i]))
 		nd := &Node{
 			Index:      i,
 			ID:         nodeID,
@@ -137,22 +162,30 @@ func NewStation(t testing.TB, id string, n int, opts ...Option) *Station {
 			ConfigPath: filepath.Join(dir, "station.yaml"),
 			DataDir:    filepath.Join(dir, "data"),
 			LogPath:    filepath.Join(dir, "node.log"),
-			QUIC:       peers[i],
-			APIAddr:    api,
-			URL:        "http://" + api,
+			QUIC:       quic[i],
+			APIAddr:    api[i],
+			URL:        "http://" + api[i],
 			Config: map[string]any{
 				"role":       "station",
 				"station_id": id,
 				"node_id":    nodeID,
 				"data_dir":   "data",
-				"listen":     peers[i],
-				"api":        api,
+				"listen":     quic[i],
+				"api":        api[i],
 				"expect":     n,
 				"peers":      append([]string(nil), peers...),
 				"mdns":       false,
 				"tls":        map[string]any{"ca": "ca.crt", "cert": "node.crt", "key": "node.key"},
 			},
 			client: &http.Client{Timeout: HTTPTimeout},
+		}
+		if peers == nil {
+			delete(nd.Config, "peers")
+		}
+		if hosts != nil {
+			nd.host = hosts[i]
+			nd.Config["advertise"] = ""
+			nd.client = namespaceClient(hosts[i])
 		}
 		for _, fn := range o.config {
 			fn(i, nd.Config)
@@ -257,7 +290,13 @@ func (s *Station) startProcess(i int) {
 	}
 	defer logf.Close()
 	fmt.Fprintf(logf, "=== harness: start %s at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(bin, "run", "--config", n.ConfigPath)
+	var cmd *exec.Cmd
+	if n.host != nil {
+		// `ip netns exec` execs the node in place: cmd.Process is the node.
+		cmd = n.host.Command(context.Background(), bin, "run", "--config", n.ConfigPath)
+	} else {
+		cmd = exec.Command(bin, "run", "--config", n.ConfigPath)
+	}
 	cmd.Dir = n.Dir
 	cmd.Env = Environ(n.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -471,7 +510,11 @@ func (s *Station) syncOnce() (seq uint64, key, why string) {
 // registers it to run when the test fails.
 func (s *Station) DumpLogs() {
 	for _, n := range s.nodes {
-		s.t.Logf("---- %s/%s log (%s), last %d lines ----\n%s", s.ID, n.ID, n.LogPath, logTailLines, tail(n.LogPath, logTailLines))
+		where := ""
+		if n.host != nil {
+			where = fmt.Sprintf(" in netns %s (%s)", n.host.Namespace(), n.host.IP())
+		}
+		s.t.Logf("---- %s/%s%s log (%s), last %d lines ----\n%s", s.ID, n.ID, where, n.LogPath, logTailLines, tail(n.LogPath, logTailLines))
 	}
 }
 

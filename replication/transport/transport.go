@@ -121,8 +121,12 @@ const (
 // for listening and dialing, at most one outgoing connection per peer
 // address, and a stream per Dial.
 type Transport struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
+
+	refusedMu sync.Mutex
+	refused   map[string]bool // handshake refusal reasons already logged
+
 	local   pki.Identity
 	station string
 
@@ -283,6 +287,20 @@ func (t *Transport) Open() error {
 	return nil
 }
 
+// firstRefusal reports whether a refusal reason is new.
+func (t *Transport) firstRefusal(reason string) bool {
+	t.refusedMu.Lock()
+	defer t.refusedMu.Unlock()
+	if t.refused == nil || len(t.refused) > 1024 {
+		t.refused = map[string]bool{}
+	}
+	if t.refused[reason] {
+		return false
+	}
+	t.refused[reason] = true
+	return true
+}
+
 // logRefusals makes a server TLS config log the handshakes it refuses (an
 // operator's first question when a PC will not join).
 func (t *Transport) logRefusals(cfg *tls.Config) *tls.Config {
@@ -290,7 +308,12 @@ func (t *Transport) logRefusals(cfg *tls.Config) *tls.Config {
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		err := verify(cs)
 		if err != nil {
-			t.log.Warn("handshake refused", "err", err)
+			// A stranger retries every second: say it once, then quietly.
+			if t.firstRefusal(err.Error()) {
+				t.log.Warn("handshake refused (logged once per reason)", "err", err)
+			} else {
+				t.log.Debug("handshake refused", "err", err)
+			}
 		}
 		return err
 	}
