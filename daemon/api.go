@@ -33,6 +33,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/workorders/{id}", d.handleGetWorkOrder)
 	mux.HandleFunc("POST /v1/workorders/{id}/events", d.handleWorkOrderEvent)
 	mux.HandleFunc("GET /v1/stats/monthly", d.handleMonthlyStats)
+	mux.HandleFunc("GET /v1/members", d.handleListMembers)
+	mux.HandleFunc("DELETE /v1/members/{id}", d.handleRemoveMember)
 	mux.HandleFunc("GET /v1/feed", d.handleFeed)
 	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
@@ -178,14 +180,15 @@ func (d *Daemon) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool 
 
 // statusBody is GET /v1/status.
 type statusBody struct {
-	Node    string               `json:"node"`
-	Station string               `json:"station"`
-	Role    string               `json:"role"`
-	Version string               `json:"version"`
-	Uptime  string               `json:"uptime"`
-	Raft    raftStatus           `json:"raft"`
-	Members []replication.Member `json:"members"`
-	Feed    feedStatus           `json:"feed"`
+	Node       string               `json:"node"`
+	Station    string               `json:"station"`
+	Role       string               `json:"role"`
+	Version    string               `json:"version"`
+	Uptime     string               `json:"uptime"`
+	Raft       raftStatus           `json:"raft"`
+	Members    []replication.Member `json:"members"`
+	Discovered []discoveredPeer     `json:"discovered"`
+	Feed       feedStatus           `json:"feed"`
 }
 
 type raftStatus struct {
@@ -213,8 +216,9 @@ func (d *Daemon) status() statusBody {
 			State: s.State, Term: s.Term, Leader: s.Leader, LeaderAddress: s.LeaderAddress,
 			AppliedIndex: s.AppliedIndex, CommitIndex: s.CommitIndex, LastLogIndex: s.LastLogIndex, Address: s.Address,
 		},
-		Members: s.Members,
-		Feed:    feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
+		Members:    s.Members,
+		Discovered: d.discovered(),
+		Feed:       feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
 	}
 }
 

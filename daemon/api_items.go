@@ -63,6 +63,13 @@ func (d *Daemon) handleExportItems(w http.ResponseWriter, r *http.Request, f ite
 // the whole file and nothing is written. Then the items are written as the
 // station's local items; an unchanged item keeps its version.
 func (d *Daemon) handleImportItems(w http.ResponseWriter, r *http.Request) {
+	// One import at a time: reading an XLSX file can take tens of MiB.
+	select {
+	case d.importSlot <- struct{}{}:
+		defer func() { <-d.importSlot }()
+	case <-r.Context().Done():
+		return
+	}
 	f, err := itemFileFormat(r)
 	if err != nil {
 		writeDomainError(w, err)

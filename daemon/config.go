@@ -20,29 +20,34 @@ import (
 // from defaults, then the YAML file, then STATIONSYNC_* environment
 // variables, then command-line flags; each later source overrides.
 type Config struct {
-	Role              string        `yaml:"role"`
-	StationID         string        `yaml:"station_id"`
-	NodeID            string        `yaml:"node_id"`
-	DataDir           string        `yaml:"data_dir"`
-	Listen            string        `yaml:"listen"`
-	Advertise         string        `yaml:"advertise"`
-	API               string        `yaml:"api"`
-	APITokenFile      string        `yaml:"api_token_file"`
-	Expect            int           `yaml:"expect"`
-	Peers             []string      `yaml:"peers"`
-	MDNS              bool          `yaml:"mdns"`
-	TLS               TLSFiles      `yaml:"tls"`
-	EncryptionKeyFile string        `yaml:"encryption_key_file"`
-	Center            string        `yaml:"center"`
-	Stations          []StationRef  `yaml:"stations"`
-	CADir             string        `yaml:"ca_dir"`
-	PullInterval      Duration      `yaml:"pull_interval"`
-	CatalogueInterval Duration      `yaml:"catalogue_interval"`
-	Timezone          string        `yaml:"timezone"`
-	WorkOrderDays     int           `yaml:"work_order_days"` // due time of a bad-review work order, working days
-	Raft              RaftTimeouts  `yaml:"raft"`
-	Log               LogConfig     `yaml:"log"`
-	Limits            RequestLimits `yaml:"limits"`
+	Role            string   `yaml:"role"`
+	StationID       string   `yaml:"station_id"`
+	NodeID          string   `yaml:"node_id"`
+	DataDir         string   `yaml:"data_dir"`
+	Listen          string   `yaml:"listen"`
+	Advertise       string   `yaml:"advertise"`
+	API             string   `yaml:"api"`
+	APITokenFile    string   `yaml:"api_token_file"`
+	Expect          int      `yaml:"expect"`
+	Peers           []string `yaml:"peers"`
+	MDNS            bool     `yaml:"mdns"`
+	MDNSInterfaces  []string `yaml:"mdns_interfaces"` // mDNS only on these interfaces; empty: all
+	BootstrapWindow Duration `yaml:"bootstrap_window"`
+	// RemoveUnreachableAfter removes a member unreachable this long (when
+	// quorum stays safe); 0 never does.
+	RemoveUnreachableAfter Duration      `yaml:"remove_unreachable_after"`
+	TLS                    TLSFiles      `yaml:"tls"`
+	EncryptionKeyFile      string        `yaml:"encryption_key_file"`
+	Center                 string        `yaml:"center"`
+	Stations               []StationRef  `yaml:"stations"`
+	CADir                  string        `yaml:"ca_dir"`
+	PullInterval           Duration      `yaml:"pull_interval"`
+	CatalogueInterval      Duration      `yaml:"catalogue_interval"`
+	Timezone               string        `yaml:"timezone"`
+	WorkOrderDays          int           `yaml:"work_order_days"` // due time of a bad-review work order, working days
+	Raft                   RaftTimeouts  `yaml:"raft"`
+	Log                    LogConfig     `yaml:"log"`
+	Limits                 RequestLimits `yaml:"limits"`
 
 	// dir is the config file's folder: relative paths are relative to it.
 	dir string
@@ -127,6 +132,7 @@ func DefaultConfig() Config {
 		CatalogueInterval: Duration(30 * time.Second),
 		Timezone:          "Asia/Shanghai",
 		WorkOrderDays:     15,
+		BootstrapWindow:   Duration(30 * time.Second),
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
 	}
@@ -433,6 +439,12 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	if c.BootstrapWindow < 0 {
+		return bad("bootstrap_window", "cannot be negative")
+	}
+	if c.RemoveUnreachableAfter != 0 && time.Duration(c.RemoveUnreachableAfter) < time.Minute {
+		return bad("remove_unreachable_after", "must be 0 (never) or at least 1m; hours are usual: a PC switched off for lunch is not dead")
 	}
 	if c.WorkOrderDays < 1 || c.WorkOrderDays > 365 {
 		return bad("work_order_days", "must be 1 to 365 working days, got %d", c.WorkOrderDays)

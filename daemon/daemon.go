@@ -17,6 +17,7 @@ import (
 	_ "time/tzdata" // station PCs (Windows) may have no zoneinfo
 
 	"github.com/stationsync/stationsync/configs/holidays"
+	"github.com/stationsync/stationsync/discovery"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/records/calendar"
@@ -52,12 +53,14 @@ type Daemon struct {
 
 	tls  *pki.TLS
 	tr   *transport.Transport
+	disc *discovery.Discovery
 	node *replication.Node
 	api  *http.Server
 	ln   net.Listener
 	wg   sync.WaitGroup
 
-	metrics *metrics
+	metrics    *metrics
+	importSlot chan struct{} // one item-list import at a time
 
 	closeOnce sync.Once
 	closeErr  error
@@ -65,7 +68,7 @@ type Daemon struct {
 
 // New returns a daemon for cfg (already validated by LoadConfig).
 func New(cfg Config, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", cfg.StationID)}
+	return &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", cfg.StationID), importSlot: make(chan struct{}, 1)}
 }
 
 // Open starts the node: certificates, then the QUIC transport, then the
@@ -120,10 +123,6 @@ func (d *Daemon) Open() (err error) {
 			d.cfg.TLS.Cert, id.Role, id.Station, id.Node, d.cfg.StationID, d.cfg.NodeID)
 	}
 
-	if d.cfg.MDNS {
-		d.logger.Info("mdns: LAN discovery is not in this build yet; the node uses its static peers", "peers", len(d.cfg.Peers))
-	}
-
 	// 3. QUIC transport, and the node that registers its handlers on it.
 	advertise := d.cfg.Advertise
 	if advertise == "" {
@@ -145,31 +144,40 @@ func (d *Daemon) Open() (err error) {
 	}
 	r := d.cfg.Raft
 	d.node = replication.New(replication.Config{
-		NodeID:             d.cfg.NodeID,
-		Station:            d.cfg.StationID,
-		DataDir:            d.cfg.DataDir,
-		Peers:              d.cfg.Peers,
-		Expect:             d.cfg.Expect,
-		HeartbeatTimeout:   time.Duration(r.HeartbeatTimeout),
-		ElectionTimeout:    time.Duration(r.ElectionTimeout),
-		LeaderLeaseTimeout: time.Duration(r.LeaderLeaseTimeout),
-		CommitTimeout:      time.Duration(r.CommitTimeout),
-		SnapshotInterval:   time.Duration(r.SnapshotInterval),
-		SnapshotThreshold:  r.SnapshotThreshold,
-		TrailingLogs:       r.TrailingLogs,
-		EncryptionKey:      key,
-		Logger:             d.logger,
+		NodeID:                 d.cfg.NodeID,
+		Station:                d.cfg.StationID,
+		DataDir:                d.cfg.DataDir,
+		Peers:                  d.cfg.Peers,
+		Discover:               d.discoveredAddrs,
+		Expect:                 d.cfg.Expect,
+		BootstrapWindow:        time.Duration(d.cfg.BootstrapWindow),
+		RemoveUnreachableAfter: time.Duration(d.cfg.RemoveUnreachableAfter),
+		HeartbeatTimeout:       time.Duration(r.HeartbeatTimeout),
+		ElectionTimeout:        time.Duration(r.ElectionTimeout),
+		LeaderLeaseTimeout:     time.Duration(r.LeaderLeaseTimeout),
+		CommitTimeout:          time.Duration(r.CommitTimeout),
+		SnapshotInterval:       time.Duration(r.SnapshotInterval),
+		SnapshotThreshold:      r.SnapshotThreshold,
+		TrailingLogs:           r.TrailingLogs,
+		EncryptionKey:          key,
+		Logger:                 d.logger,
 	}, d.tr)
 	if err := d.tr.Open(); err != nil {
 		return fmt.Errorf("transport: listen on %s: %w", d.cfg.Listen, err)
 	}
 
-	// 4. Replication: stores and raft.
+	// 4. Discovery: mDNS announces this node and finds the others; the
+	// replication node reads what it found.
+	if err := d.openDiscovery(); err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+
+	// 5. Replication: stores and raft.
 	if err := d.node.Open(); err != nil {
 		return err
 	}
 
-	// 5. Local API.
+	// 6. Local API.
 	d.metrics = newMetrics(d)
 	d.ln, err = net.Listen("tcp", d.cfg.API)
 	if err != nil {
@@ -241,6 +249,11 @@ func (d *Daemon) Close() error {
 		if d.node != nil {
 			if err := d.node.Close(); err != nil {
 				errs = append(errs, err)
+			}
+		}
+		if d.disc != nil {
+			if err := d.disc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("discovery close: %w", err))
 			}
 		}
 		if d.tr != nil {

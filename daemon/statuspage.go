@@ -34,6 +34,11 @@ th{background:#f3f3f3}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
 {{range .Members}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Suffrage}}</td><td>{{if .Reachable}}<span class="ok">yes</span>{{else}}<span class="bad">no</span>{{end}}</td></tr>
 {{else}}<tr><td colspan="4">not in a cluster yet</td></tr>{{end}}
 </table>
+<h2>发现的节点 discovered peers</h2>
+<table><tr><th>node</th><th>station</th><th>address</th><th>source</th><th>last seen</th></tr>
+{{range .Discovered}}<tr><td>{{.Node}}</td><td>{{.Station}}</td><td>{{.Address}}</td><td>{{.Source}}</td><td>{{if not .LastSeen.IsZero}}{{.LastSeen.Format "15:04:05"}}{{end}}</td></tr>
+{{else}}<tr><td colspan="5">none</td></tr>{{end}}
+</table>
 <p>JSON: <a href="/v1/status">/v1/status</a> · <a href="/v1/items">/v1/items</a> · <a href="/v1/cases">/v1/cases</a> · <a href="/metrics">/metrics</a></p>
 </body></html>`))
 

@@ -34,6 +34,8 @@ Usage:
   stationsync status [--api URL]                       node summary from /v1/status
   stationsync items list | import FILE.csv|FILE.xlsx | export --out FILE.csv|FILE.xlsx [--api URL]
   stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
+  stationsync members list | remove ID [--force] [--api URL]
+  stationsync recover --config FILE --peers ID=ADDR,...  offline recovery after a permanent loss of quorum
   stationsync version
 
 Each command has --help.
@@ -68,6 +70,10 @@ func run(args []string, out io.Writer) error {
 		return cmdItems(rest, out)
 	case "cases":
 		return cmdCases(rest, out)
+	case "members":
+		return cmdMembers(rest, out)
+	case "recover":
+		return cmdRecover(rest, out)
 	case "version":
 		fmt.Fprintln(out, "stationsync", daemon.Version)
 		return nil
@@ -194,6 +200,61 @@ func cmdCA(args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("ca: unknown subcommand %q (init or issue)", args[0])
 	}
+}
+
+func cmdMembers(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("members: expected list or remove ID")
+	}
+	switch args[0] {
+	case "list":
+		return cmdGet(args[1:], out, "members list", "/v1/members")
+	case "remove":
+		fs := newFlags("members remove")
+		api := apiFlag(fs)
+		force := fs.Bool("force", false, "remove even if the voters left could not form a quorum")
+		rest, err := parse(fs, args[1:], 1)
+		if err != nil {
+			return err
+		}
+		u := *api + "/v1/members/" + url.PathEscape(rest[0])
+		if *force {
+			u += "?force=1"
+		}
+		req, err := http.NewRequest(http.MethodDelete, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			return fmt.Errorf("is the node running? %w", err)
+		}
+		defer resp.Body.Close()
+		return printAnswer(out, resp, "remove "+rest[0]+": ")
+	default:
+		return fmt.Errorf("members: unknown subcommand %q (list, remove)", args[0])
+	}
+}
+
+func cmdRecover(args []string, out io.Writer) error {
+	fs := newFlags("recover")
+	path := fs.String("config", "", "the stopped node's config file")
+	peers := fs.String("peers", "", "the new configuration: ID=ADDR,... of every node that remains, this one included")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *path == "" || *peers == "" {
+		return errors.New("recover: --config FILE and --peers ID=ADDR,... are required")
+	}
+	cfg, err := daemon.LoadConfig(*path, os.Environ(), nil)
+	if err != nil {
+		return err
+	}
+	if err := daemon.Recover(cfg, *peers, daemon.NewLogger(cfg.Log, os.Stderr)); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "recovered: %s now forms the cluster with %s; start the nodes\n", cfg.NodeID, *peers)
+	return nil
 }
 
 func apiFlag(fs *flag.FlagSet) *string {

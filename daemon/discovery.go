@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/stationsync/stationsync/discovery"
+)
+
+// discoveredPeer is a peer as the status shows it: where it was seen and
+// how. An mDNS record is a hint; membership is decided after the peer
+// proved its identity with its certificate.
+type discoveredPeer struct {
+	Node     string    `json:"node,omitempty"`
+	Station  string    `json:"station,omitempty"`
+	Address  string    `json:"address"`
+	Source   string    `json:"source"` // mdns | static
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// openDiscovery starts mDNS advertising and browsing (when mdns is on).
+func (d *Daemon) openDiscovery() error {
+	_, portStr, _ := net.SplitHostPort(d.tr.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	d.disc = discovery.New(discovery.Config{
+		Station:     d.cfg.StationID,
+		Node:        d.cfg.NodeID,
+		Port:        port,
+		Fingerprint: discovery.Fingerprint(d.tls.Leaf().Raw),
+		MDNS:        d.cfg.MDNS,
+		Interfaces:  d.cfg.MDNSInterfaces,
+		Static:      d.cfg.Peers,
+		Logger:      d.logger,
+	})
+	return d.disc.Open()
+}
+
+// discoveredAddrs are the addresses of this station's nodes found by mDNS,
+// for the replication node to probe (static peers it has already).
+func (d *Daemon) discoveredAddrs() []string {
+	if d.disc == nil {
+		return nil
+	}
+	var out []string
+	for _, p := range d.disc.Peers() {
+		if p.Source == discovery.SourceMDNS && p.Station == d.cfg.StationID {
+			out = append(out, p.Addr)
+		}
+	}
+	return out
+}
+
+func (d *Daemon) discovered() []discoveredPeer {
+	out := []discoveredPeer{}
+	if d.disc == nil {
+		return out
+	}
+	for _, p := range d.disc.Peers() {
+		out = append(out, discoveredPeer{Node: p.Node, Station: p.Station, Address: p.Addr, Source: string(p.Source), LastSeen: p.LastSeen})
+	}
+	return out
+}
