@@ -236,11 +236,7 @@ func (d *Daemon) handleListItems(w http.ResponseWriter, r *http.Request) {
 		d.handleExportItems(w, r, f)
 		return
 	}
-	var items []records.Item
-	err := d.node.View(func(rd records.Reader) (err error) {
-		items, err = records.ListItems(rd)
-		return err
-	})
+	items, err := d.listItems()
 	if err != nil {
 		writeDomainError(w, err)
 		return

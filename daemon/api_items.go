@@ -18,6 +18,15 @@ const maxImportBytes = 16 << 20
 // importChunk is how many items travel in one write.
 const importChunk = 40
 
+// listItems reads the station's whole item list from this node.
+func (d *Daemon) listItems() (items []records.Item, err error) {
+	err = d.node.View(func(rd records.Reader) error {
+		items, err = records.ListItems(rd)
+		return err
+	})
+	return items, err
+}
+
 // itemFileFormat reads ?format= (csv or xlsx).
 func itemFileFormat(r *http.Request) (itemfile.Format, error) {
 	switch f := r.URL.Query().Get("format"); f {
@@ -33,11 +42,7 @@ func itemFileFormat(r *http.Request) (itemfile.Format, error) {
 // handleExportItems answers GET /v1/items?format=csv|xlsx with the item
 // list as a file an office opens.
 func (d *Daemon) handleExportItems(w http.ResponseWriter, r *http.Request, f itemfile.Format) {
-	var items []records.Item
-	err := d.node.View(func(rd records.Reader) (err error) {
-		items, err = records.ListItems(rd)
-		return err
-	})
+	items, err := d.listItems()
 	if err != nil {
 		writeDomainError(w, err)
 		return
