@@ -36,6 +36,8 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/members", d.handleListMembers)
 	mux.HandleFunc("DELETE /v1/members/{id}", d.handleRemoveMember)
 	mux.HandleFunc("GET /v1/feed", d.handleFeed)
+	mux.HandleFunc("GET /v1/conflicts", d.handleListConflicts)
+	mux.HandleFunc("POST /v1/conflicts/{id}/resolve", d.handleResolveConflict)
 	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -124,7 +126,9 @@ func writeDomainError(w http.ResponseWriter, err error) {
 	}
 	switch {
 	case errors.Is(err, replication.ErrNoLeader):
-		writeError(w, http.StatusServiceUnavailable, "no_leader", "the write was not made: no leader is reachable from this node ("+err.Error()+"); try again")
+		writeError(w, http.StatusServiceUnavailable, "no_leader", "this write needs the station's leader and none is reachable from this PC ("+err.Error()+"): item edits and work-order steps wait for the network; new cases, case events and evaluations are still accepted (kept in this PC's outbox); try again later")
+	case errors.Is(err, replication.ErrNotQueueable):
+		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
 	case errors.Is(err, replication.ErrTooLarge):
 		writeError(w, http.StatusBadRequest, "too_large", err.Error())
 	case errors.Is(err, replication.ErrClosed), errors.Is(err, context.DeadlineExceeded):
@@ -189,6 +193,18 @@ type statusBody struct {
 	Members    []replication.Member `json:"members"`
 	Discovered []discoveredPeer     `json:"discovered"`
 	Feed       feedStatus           `json:"feed"`
+	Outbox     outboxStatus         `json:"outbox"`
+	// Conflicts counts the open conflicts (/v1/conflicts).
+	Conflicts int `json:"conflicts"`
+	// Warnings are problems an admin should look at (clock skew).
+	Warnings []string `json:"warnings"`
+}
+
+// outboxStatus: the writes waiting in this PC's outbox.
+type outboxStatus struct {
+	Pending int        `json:"pending"`
+	Oldest  *time.Time `json:"oldest"`      // when the oldest was queued; null when empty
+	AgeSecs float64    `json:"age_seconds"` // how long it has waited
 }
 
 type raftStatus struct {
@@ -219,7 +235,33 @@ func (d *Daemon) status() statusBody {
 		Members:    s.Members,
 		Discovered: d.discovered(),
 		Feed:       feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
+		Outbox:     outboxView(s.Outbox),
+		Conflicts:  d.openConflicts(),
+		Warnings:   d.clockWarnings(s.Members),
 	}
+}
+
+func outboxView(o replication.OutboxStatus) outboxStatus {
+	v := outboxStatus{Pending: o.Pending}
+	if !o.Oldest.IsZero() {
+		v.Oldest = &o.Oldest
+		v.AgeSecs = time.Since(o.Oldest).Seconds()
+	}
+	return v
+}
+
+// clockWarnings names the members whose clock differs from this PC's by
+// more than max_clock_skew.
+func (d *Daemon) clockWarnings(members []replication.Member) []string {
+	out := []string{}
+	limit := time.Duration(d.cfg.MaxClockSkew)
+	for _, m := range members {
+		off := time.Duration(m.ClockOffsetMS) * time.Millisecond
+		if off > limit || -off > limit {
+			out = append(out, fmt.Sprintf("clock of %s differs from this PC's by %s (more than max_clock_skew %s): set both clocks right (NTP); events are still ordered by the hybrid clock", m.ID, off.Round(time.Millisecond), limit))
+		}
+	}
+	return out
 }
 
 func (d *Daemon) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -333,21 +375,21 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, d.clock.Now())
-	res, ok := d.submitOne(w, r, records.Op{Kind: records.OpCreateCase, Case: &c})
-	if !ok {
-		return
-	}
-	var stored records.Case
-	if err := json.Unmarshal(res.Value, &stored); err != nil {
+	// Checked here too (applying checks it again), so that a case for an
+	// unknown item is refused at once even on a PC cut off from the leader.
+	err := d.node.View(func(rd records.Reader) error {
+		_, err := records.GetItem(rd, c.ItemCode)
+		if de, ok := records.AsError(err); ok && de.Code == records.CodeNotFound {
+			return records.Invalid("item_code", "%q is not on this station's item list", c.ItemCode)
+		}
+		return err
+	})
+	if err != nil {
 		writeDomainError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{
-		"case":        d.caseView(r, stored),
-		"replication": "committed",
-		"repeat":      res.Status == "repeat",
-	})
+	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, d.clock.Now())
+	d.answerCase(w, r, records.Op{Kind: records.OpCreateCase, Case: &c}, c.ID, nil)
 }
 
 // present masks personal data unless the caller asks for it (?full=1);
@@ -360,11 +402,11 @@ func (d *Daemon) present(r *http.Request, c records.Case) records.Case {
 }
 
 func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
-	var c records.Case
-	err := d.node.View(func(rd records.Reader) (err error) {
-		c, err = records.GetCase(rd, r.PathValue("id"))
-		return err
-	})
+	id := r.PathValue("id")
+	c, found, err := d.caseWithPending(id)
+	if err == nil && !found {
+		err = records.NotFound("case %q not found", id)
+	}
 	if err != nil {
 		writeDomainError(w, err)
 		return
@@ -372,6 +414,9 @@ func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, d.caseView(r, c))
 }
 
+// handleListCases lists the committed cases, with this PC's pending
+// writes merged in; the first page starts with the cases created here
+// that are still pending.
 func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	cq := records.CaseQuery{Month: q.Get("month"), Location: d.loc, ItemCode: q.Get("item"), State: q.Get("status"), After: q.Get("after")}
@@ -383,20 +428,49 @@ func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
 		}
 		cq.Limit = n
 	}
+	ops, err := d.pendingOps("")
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
 	var page records.CasePage
-	err := d.node.View(func(rd records.Reader) (err error) {
-		page, err = records.ListCases(rd, cq)
-		return err
+	var fresh []records.Case
+	err = d.node.View(func(rd records.Reader) (err error) {
+		if page, err = records.ListCases(rd, cq); err != nil || len(ops) == 0 {
+			return err
+		}
+		if cq.After == "" {
+			if fresh, err = records.PendingCases(rd, ops, cq); err != nil {
+				return err
+			}
+		}
+		for i, c := range page.Cases {
+			if page.Cases[i], _, err = records.WithPending(rd, &c, opsFor(ops, c.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		writeDomainError(w, err)
 		return
 	}
-	views := make([]caseView, len(page.Cases))
-	for i, c := range page.Cases {
-		views[i] = d.caseView(r, c)
+	views := make([]caseView, 0, len(fresh)+len(page.Cases))
+	for _, c := range append(fresh, page.Cases...) {
+		views = append(views, d.caseView(r, c))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"cases": views, "next": page.Next})
+}
+
+// opsFor picks the writes for case id.
+func opsFor(ops []records.Op, id string) []records.Op {
+	var out []records.Op
+	for _, op := range ops {
+		if records.CaseOf(op) == id {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 func (d *Daemon) handleFeed(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/stationsync/stationsync/records"
 )
@@ -55,7 +56,7 @@ func (d *Daemon) handleCaseEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	records.PrepareEvent(&ev, caseID, d.cfg.NodeID, d.clock.Now())
-	d.answerCase(w, r, records.Op{Kind: records.OpAppendEvent, Event: &ev}, map[string]any{"event": ev})
+	d.answerCase(w, r, records.Op{Kind: records.OpAppendEvent, Event: &ev}, caseID, map[string]any{"event": ev})
 }
 
 // evaluationBody is POST /v1/cases/{id}/evaluations.
@@ -89,26 +90,117 @@ func (d *Daemon) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 	records.PrepareEvaluation(&e, caseID, d.cfg.NodeID, d.clock.Now(), d.cfg.WorkOrderDays)
 	shown := e
 	shown.Evaluator = ""
-	d.answerCase(w, r, records.Op{Kind: records.OpEvaluate, Evaluation: &e}, map[string]any{"evaluation": shown})
+	d.answerCase(w, r, records.Op{Kind: records.OpEvaluate, Evaluation: &e}, caseID, map[string]any{"evaluation": shown})
 }
 
-// answerCase writes an op whose result is a case and answers 201 with the
-// case (and extra fields).
-func (d *Daemon) answerCase(w http.ResponseWriter, r *http.Request, op records.Op, extra map[string]any) {
-	res, ok := d.submitOne(w, r, op)
-	if !ok {
-		return
-	}
-	var c records.Case
-	if err := json.Unmarshal(res.Value, &c); err != nil {
+// answerCase records a case write (a new case, a lifecycle event, an
+// evaluation of case caseID) and answers 201 with the case once the
+// station committed it, or 202 with the case as this PC sees it (its
+// pending writes merged) when the write waits in this PC's outbox because
+// no leader answered in time.
+func (d *Daemon) answerCase(w http.ResponseWriter, r *http.Request, op records.Op, caseID string, extra map[string]any) {
+	start := time.Now()
+	res, pending, err := d.node.Record(r.Context(), op)
+	d.metrics.observeWrite(time.Since(start), err)
+	if err != nil {
 		writeDomainError(w, err)
 		return
 	}
-	body := map[string]any{"case": d.caseView(r, c), "replication": "committed", "repeat": res.Status == "repeat"}
+	if res.Error != nil {
+		writeDomainError(w, res.Error)
+		return
+	}
+	code, replicated := http.StatusCreated, "committed"
+	if pending {
+		code, replicated = http.StatusAccepted, "pending"
+	}
+	// The case as this PC holds it now: committed, with what is still
+	// pending here merged in.
+	c, found, err := d.caseWithPending(caseID)
+	if err != nil {
+		writeDomainError(w, err)
+		return
+	}
+	if !found {
+		// Delivered from the outbox and parked as a conflict.
+		writeError(w, http.StatusConflict, "conflict_kept", "the station's history no longer allows this write; it is kept at /v1/conflicts for a person to resolve")
+		return
+	}
+	if id := writeID(op); !pending && id != "" && conflicted(c, id) {
+		writeError(w, http.StatusConflict, "conflict_kept", "the write reached the station after others that no longer allow it; it is kept at /v1/conflicts for a person to resolve")
+		return
+	}
+	body := map[string]any{"case": d.caseView(r, c), "replication": replicated, "repeat": res.Status == "repeat"}
 	for k, v := range extra {
 		body[k] = v
 	}
-	writeJSON(w, http.StatusCreated, body)
+	writeJSON(w, code, body)
+}
+
+// writeID is the id of the event or evaluation op writes ("" for others).
+func writeID(op records.Op) string {
+	switch {
+	case op.Event != nil:
+		return op.Event.ID
+	case op.Evaluation != nil:
+		return op.Evaluation.ID
+	}
+	return ""
+}
+
+// conflicted says whether the event or evaluation id is missing from c or
+// kept there as a conflict.
+func conflicted(c records.Case, id string) bool {
+	for _, e := range c.Events {
+		if e.ID == id {
+			return e.Conflict
+		}
+	}
+	for _, e := range c.Evaluations {
+		if e.ID == id {
+			return false
+		}
+	}
+	return true
+}
+
+// caseWithPending is case id as this PC holds it: committed, with the
+// writes still pending in its outbox merged in (marked pending).
+func (d *Daemon) caseWithPending(id string) (records.Case, bool, error) {
+	ops, err := d.pendingOps(id)
+	if err != nil {
+		return records.Case{}, false, err
+	}
+	var (
+		merged records.Case
+		found  bool
+	)
+	err = d.node.View(func(rd records.Reader) error {
+		c, err := records.GetCase(rd, id)
+		var committed *records.Case
+		if err == nil {
+			committed = &c
+		} else if de, ok := records.AsError(err); !ok || de.Code != records.CodeNotFound {
+			return err
+		}
+		merged, found, err = records.WithPending(rd, committed, ops)
+		return err
+	})
+	return merged, found, err
+}
+
+// pendingOps are the writes for case id ("" for all) waiting in this
+// PC's outbox.
+func (d *Daemon) pendingOps(id string) ([]records.Op, error) {
+	pend, err := d.node.PendingWrites(id)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]records.Op, len(pend))
+	for i, p := range pend {
+		ops[i] = p.Op
+	}
+	return ops, nil
 }
 
 // workOrderEventBody is POST /v1/workorders/{id}/events.

@@ -35,19 +35,25 @@ type Config struct {
 	BootstrapWindow Duration `yaml:"bootstrap_window"`
 	// RemoveUnreachableAfter removes a member unreachable this long (when
 	// quorum stays safe); 0 never does.
-	RemoveUnreachableAfter Duration      `yaml:"remove_unreachable_after"`
-	TLS                    TLSFiles      `yaml:"tls"`
-	EncryptionKeyFile      string        `yaml:"encryption_key_file"`
-	Center                 string        `yaml:"center"`
-	Stations               []StationRef  `yaml:"stations"`
-	CADir                  string        `yaml:"ca_dir"`
-	PullInterval           Duration      `yaml:"pull_interval"`
-	CatalogueInterval      Duration      `yaml:"catalogue_interval"`
-	Timezone               string        `yaml:"timezone"`
-	WorkOrderDays          int           `yaml:"work_order_days"` // due time of a bad-review work order, working days
-	Raft                   RaftTimeouts  `yaml:"raft"`
-	Log                    LogConfig     `yaml:"log"`
-	Limits                 RequestLimits `yaml:"limits"`
+	RemoveUnreachableAfter Duration     `yaml:"remove_unreachable_after"`
+	TLS                    TLSFiles     `yaml:"tls"`
+	EncryptionKeyFile      string       `yaml:"encryption_key_file"`
+	Center                 string       `yaml:"center"`
+	Stations               []StationRef `yaml:"stations"`
+	CADir                  string       `yaml:"ca_dir"`
+	PullInterval           Duration     `yaml:"pull_interval"`
+	CatalogueInterval      Duration     `yaml:"catalogue_interval"`
+	Timezone               string       `yaml:"timezone"`
+	WorkOrderDays          int          `yaml:"work_order_days"` // due time of a bad-review work order, working days
+	// OutboxAfter: a case write not committed through the leader within it
+	// is kept in this PC's outbox (202 pending).
+	OutboxAfter Duration `yaml:"outbox_after"`
+	// MaxClockSkew: the status page warns about a member whose clock
+	// differs from this PC's by more.
+	MaxClockSkew Duration      `yaml:"max_clock_skew"`
+	Raft         RaftTimeouts  `yaml:"raft"`
+	Log          LogConfig     `yaml:"log"`
+	Limits       RequestLimits `yaml:"limits"`
 
 	// dir is the config file's folder: relative paths are relative to it.
 	dir string
@@ -133,6 +139,8 @@ func DefaultConfig() Config {
 		Timezone:          "Asia/Shanghai",
 		WorkOrderDays:     15,
 		BootstrapWindow:   Duration(30 * time.Second),
+		OutboxAfter:       Duration(2 * time.Second),
+		MaxClockSkew:      Duration(5 * time.Second),
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
 	}
@@ -445,6 +453,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RemoveUnreachableAfter != 0 && time.Duration(c.RemoveUnreachableAfter) < time.Minute {
 		return bad("remove_unreachable_after", "must be 0 (never) or at least 1m; hours are usual: a PC switched off for lunch is not dead")
+	}
+	if c.OutboxAfter < Duration(100*time.Millisecond) || c.OutboxAfter > Duration(2500*time.Millisecond) {
+		return bad("outbox_after", "must be 100ms to 2.5s (a cut-off PC answers a case write within 3 s), got %s", time.Duration(c.OutboxAfter))
+	}
+	if c.MaxClockSkew < Duration(100*time.Millisecond) {
+		return bad("max_clock_skew", "must be at least 100ms, got %s", time.Duration(c.MaxClockSkew))
 	}
 	if c.WorkOrderDays < 1 || c.WorkOrderDays > 365 {
 		return bad("work_order_days", "must be 1 to 365 working days, got %d", c.WorkOrderDays)

@@ -148,10 +148,11 @@ func (d *Daemon) Open() (err error) {
 		Station:                d.cfg.StationID,
 		DataDir:                d.cfg.DataDir,
 		Peers:                  d.cfg.Peers,
-		Discover:               d.discoveredAddrs,
+		Discover:               d.discoveredHints,
 		Expect:                 d.cfg.Expect,
 		BootstrapWindow:        time.Duration(d.cfg.BootstrapWindow),
 		RemoveUnreachableAfter: time.Duration(d.cfg.RemoveUnreachableAfter),
+		OutboxAfter:            time.Duration(d.cfg.OutboxAfter),
 		HeartbeatTimeout:       time.Duration(r.HeartbeatTimeout),
 		ElectionTimeout:        time.Duration(r.ElectionTimeout),
 		LeaderLeaseTimeout:     time.Duration(r.LeaderLeaseTimeout),
@@ -172,10 +173,16 @@ func (d *Daemon) Open() (err error) {
 		return fmt.Errorf("discovery: %w", err)
 	}
 
-	// 5. Replication: stores and raft.
+	// 5. Replication: stores and raft. The clock starts past every
+	// timestamp this PC wrote or applied, whatever its wall clock says.
 	if err := d.node.Open(); err != nil {
 		return err
 	}
+	latest, err := d.node.LatestHLC()
+	if err != nil {
+		return fmt.Errorf("read the latest timestamp: %w", err)
+	}
+	d.clock.Observe(latest)
 
 	// 6. Local API.
 	d.metrics = newMetrics(d)

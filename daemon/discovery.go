@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stationsync/stationsync/discovery"
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/replication"
 )
 
 // discoveredPeer is a peer as the status shows it: where it was seen and
@@ -27,7 +29,7 @@ func (d *Daemon) openDiscovery() error {
 		Station:     d.cfg.StationID,
 		Node:        d.cfg.NodeID,
 		Port:        port,
-		Fingerprint: discovery.Fingerprint(d.tls.Leaf().Raw),
+		Fingerprint: pki.Fingerprint(d.tls.Leaf().Raw),
 		MDNS:        d.cfg.MDNS,
 		Interfaces:  d.cfg.MDNSInterfaces,
 		Static:      d.cfg.Peers,
@@ -36,16 +38,16 @@ func (d *Daemon) openDiscovery() error {
 	return d.disc.Open()
 }
 
-// discoveredAddrs are the addresses of this station's nodes found by mDNS,
-// for the replication node to probe (static peers it has already).
-func (d *Daemon) discoveredAddrs() []string {
+// discoveredHints are the mDNS announcements, for the replication node
+// to verify and probe (static peers it has already).
+func (d *Daemon) discoveredHints() []replication.Hint {
 	if d.disc == nil {
 		return nil
 	}
-	var out []string
+	var out []replication.Hint
 	for _, p := range d.disc.Peers() {
-		if p.Source == discovery.SourceMDNS && p.Station == d.cfg.StationID {
-			out = append(out, p.Addr)
+		if p.Source == discovery.SourceMDNS {
+			out = append(out, replication.Hint{Addr: p.Addr, Station: p.Station, Node: p.Node, Fingerprint: p.Fingerprint})
 		}
 	}
 	return out

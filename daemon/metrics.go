@@ -71,10 +71,12 @@ var (
 	descMembers = prometheus.NewDesc("stationsync_raft_members", "Members of the raft configuration by suffrage and reachability.", []string{"suffrage", "reachable"}, nil)
 	descSeq     = prometheus.NewDesc("stationsync_feed_seq", "Last change-feed sequence number.", nil, nil)
 	descLeader  = prometheus.NewDesc("stationsync_raft_has_leader", "1 when a leader is known.", nil, nil)
+	descOutbox  = prometheus.NewDesc("stationsync_outbox_pending", "Case writes waiting in this node's outbox for the leader.", nil, nil)
+	descOldest  = prometheus.NewDesc("stationsync_outbox_oldest_age_seconds", "How long the oldest write in the outbox has waited (0 when empty).", nil, nil)
 )
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descTerm, descApplied, descCommit, descMembers, descSeq, descLeader} {
+	for _, d := range []*prometheus.Desc{descState, descTerm, descApplied, descCommit, descMembers, descSeq, descLeader, descOutbox, descOldest} {
 		ch <- d
 	}
 }
@@ -97,6 +99,9 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		hasLeader = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, hasLeader)
+	ob := outboxView(s.Outbox)
+	ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(ob.Pending))
+	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, ob.AgeSecs)
 	counts := map[[2]string]int{}
 	for _, m := range s.Members {
 		counts[[2]string{m.Suffrage, strconv.FormatBool(m.Reachable)}]++

@@ -18,6 +18,7 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 th{background:#f3f3f3}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
 </style></head><body>
 <h1>stationsync 节点状态 / node status</h1>
+{{range .Warnings}}<p class="bad">⚠ {{.}}</p>{{end}}
 <table>
 <tr><th>站点 station</th><td>{{.Station}}</td></tr>
 <tr><th>节点 node</th><td>{{.Node}} ({{.Raft.Address}})</td></tr>
@@ -27,19 +28,21 @@ th{background:#f3f3f3}.ok{color:#1a7f37}.bad{color:#c62828;font-weight:bold}
 <tr><th>已应用 applied index</th><td>{{.Raft.AppliedIndex}}</td></tr>
 <tr><th>已提交 commit index</th><td>{{.Raft.CommitIndex}}</td></tr>
 <tr><th>变更序号 feed seq</th><td>{{.Feed.Seq}} (cluster {{.Feed.ClusterID}})</td></tr>
+<tr><th>待同步 outbox</th><td>{{if .Outbox.Pending}}<span class="bad">{{.Outbox.Pending}} pending, oldest queued {{.Outbox.Oldest.Format "2006-01-02 15:04:05"}}</span> (kept on this PC, delivered when the leader is reachable){{else}}<span class="ok">0</span>{{end}}</td></tr>
+<tr><th>冲突 conflicts</th><td>{{if .Conflicts}}<a class="bad" href="/v1/conflicts">{{.Conflicts}} open: to resolve</a>{{else}}<span class="ok">0</span>{{end}}</td></tr>
 <tr><th>版本 version</th><td>{{.Version}}, up {{.Uptime}}</td></tr>
 </table>
 <h2>成员 members</h2>
-<table><tr><th>id</th><th>address</th><th>suffrage</th><th>reachable</th></tr>
-{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Suffrage}}</td><td>{{if .Reachable}}<span class="ok">yes</span>{{else}}<span class="bad">no</span>{{end}}</td></tr>
-{{else}}<tr><td colspan="4">not in a cluster yet</td></tr>{{end}}
+<table><tr><th>id</th><th>address</th><th>suffrage</th><th>reachable</th><th>clock offset</th></tr>
+{{range .Members}}<tr><td>{{.ID}}</td><td>{{.Address}}</td><td>{{.Suffrage}}</td><td>{{if .Reachable}}<span class="ok">yes</span>{{else}}<span class="bad">no</span>{{end}}</td><td>{{.ClockOffsetMS}} ms</td></tr>
+{{else}}<tr><td colspan="5">not in a cluster yet</td></tr>{{end}}
 </table>
 <h2>发现的节点 discovered peers</h2>
 <table><tr><th>node</th><th>station</th><th>address</th><th>source</th><th>last seen</th></tr>
 {{range .Discovered}}<tr><td>{{.Node}}</td><td>{{.Station}}</td><td>{{.Address}}</td><td>{{.Source}}</td><td>{{if not .LastSeen.IsZero}}{{.LastSeen.Format "15:04:05"}}{{end}}</td></tr>
 {{else}}<tr><td colspan="5">none</td></tr>{{end}}
 </table>
-<p>JSON: <a href="/v1/status">/v1/status</a> · <a href="/v1/items">/v1/items</a> · <a href="/v1/cases">/v1/cases</a> · <a href="/metrics">/metrics</a></p>
+<p>JSON: <a href="/v1/status">/v1/status</a> · <a href="/v1/items">/v1/items</a> · <a href="/v1/cases">/v1/cases</a> · <a href="/v1/conflicts">/v1/conflicts</a> · <a href="/metrics">/metrics</a></p>
 </body></html>`))
 
 func (d *Daemon) handleStatusPage(w http.ResponseWriter, r *http.Request) {

@@ -166,7 +166,7 @@ type Config struct {
 	// Port is the QUIC port to announce.
 	Port int
 	// Fingerprint is this node's certificate fingerprint (TXT fp), see
-	// Fingerprint.
+	// pki.Fingerprint.
 	Fingerprint string
 	// MDNS enables announcing and browsing; false: static peers only.
 	MDNS bool
@@ -245,13 +245,6 @@ func New(cfg Config) *Discovery {
 		goodbyes: map[string]time.Time{},
 		local:    map[string]bool{},
 	}
-}
-
-// Fingerprint is the hex SHA-256 of a certificate in DER, as announced in
-// the TXT key fp.
-func Fingerprint(certDER []byte) string {
-	sum := sha256.Sum256(certDER)
-	return hex.EncodeToString(sum[:])
 }
 
 // validate checks cfg without I/O.

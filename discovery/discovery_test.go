@@ -21,6 +21,7 @@ import (
 
 	"github.com/grandcat/zeroconf"
 	"github.com/miekg/dns"
+	"github.com/stationsync/stationsync/pki"
 )
 
 // helperEnv makes the test binary run one Discovery (helperMain) instead of
@@ -60,14 +61,6 @@ func drain(ch <-chan Event) []Event {
 		default:
 			return out
 		}
-	}
-}
-
-func TestFingerprint(t *testing.T) {
-	// SHA-256("abc"), FIPS 180-2 test vector.
-	const want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-	if got := Fingerprint([]byte("abc")); got != want {
-		t.Fatalf("Fingerprint = %s, want %s", got, want)
 	}
 }
 
@@ -129,7 +122,7 @@ func entry(instance, station, node string, port int, ips ...string) *zeroconf.Se
 	e := zeroconf.NewServiceEntry(instance, Service, Domain)
 	e.Port = port
 	e.TTL = 3200
-	e.Text = []string{"station=" + station, "node=" + node, "v=1", "fp=" + Fingerprint([]byte(node))}
+	e.Text = []string{"station=" + station, "node=" + node, "v=1", "fp=" + pki.Fingerprint([]byte(node))}
 	for _, ip := range ips {
 		e.AddrIPv4 = append(e.AddrIPv4, net.ParseIP(ip))
 	}
@@ -160,7 +153,7 @@ func TestPeersExcludesSelf(t *testing.T) {
 	if fmt.Sprint(got) != want {
 		t.Fatalf("Peers = %v\nwant     %v", got, want)
 	}
-	if p := ps[0]; p.Fingerprint != Fingerprint([]byte("pc-2")) || p.Version != "1" || !p.LastSeen.Equal(now) {
+	if p := ps[0]; p.Fingerprint != pki.Fingerprint([]byte("pc-2")) || p.Version != "1" || !p.LastSeen.Equal(now) {
 		t.Errorf("peer fields = %+v", p)
 	}
 	of := d.PeersOf("XC-IP-01")
@@ -287,11 +280,11 @@ func TestUpdateGoodbyeExpiry(t *testing.T) {
 	d.handleEntry(entry("st-b", "st", "b", 4610, "10.0.0.2"), t0.Add(time.Second)) // refresh only
 	d.handleEntry(entry("st-b", "st", "b", 4610, "10.0.0.5"), t0.Add(2*time.Second))
 	e := entry("st-b", "st", "b", 4610, "10.0.0.5")
-	e.Text[3] = "fp=" + Fingerprint([]byte("new cert"))
+	e.Text[3] = "fp=" + pki.Fingerprint([]byte("new cert"))
 	d.handleEntry(e, t0.Add(3*time.Second))
 	evs := drain(d.Events())
 	if len(evs) != 3 || evs[0].Type != PeerAdded || evs[1].Type != PeerUpdated || evs[1].Peer.Addr != "10.0.0.5:4610" ||
-		evs[2].Type != PeerUpdated || evs[2].Peer.Fingerprint != Fingerprint([]byte("new cert")) {
+		evs[2].Type != PeerUpdated || evs[2].Peer.Fingerprint != pki.Fingerprint([]byte("new cert")) {
 		t.Fatalf("events = %+v, want added, updated(addr), updated(fp)", evs)
 	}
 
@@ -435,7 +428,7 @@ func helperMain() int {
 		Station:        os.Getenv("SSD_STATION"),
 		Node:           os.Getenv("SSD_NODE"),
 		Port:           port,
-		Fingerprint:    Fingerprint([]byte("cert " + os.Getenv("SSD_NODE"))),
+		Fingerprint:    pki.Fingerprint([]byte("cert " + os.Getenv("SSD_NODE"))),
 		MDNS:           true,
 		BrowseInterval: ms("SSD_INTERVAL_MS"),
 		Expiry:         ms("SSD_EXPIRY_MS"),
@@ -643,7 +636,7 @@ func checkPeer(t *testing.T, who string, m helperMsg, node, addr string) {
 	t.Helper()
 	p := m.Peer
 	if p.Station != "XC-IP-01" || p.Node != node || p.Addr != addr || p.Source != SourceMDNS ||
-		p.Fingerprint != Fingerprint([]byte("cert "+node)) || p.Version != ProtocolVersion || p.LastSeen.IsZero() {
+		p.Fingerprint != pki.Fingerprint([]byte("cert "+node)) || p.Version != ProtocolVersion || p.LastSeen.IsZero() {
 		t.Errorf("%s saw %+v, want XC-IP-01/%s at %s with its fingerprint", who, p, node, addr)
 	}
 	for _, q := range m.Peers {

@@ -1,7 +1,9 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -163,4 +165,12 @@ func parseIdentityURL(u *url.URL) (Identity, error) {
 		return Identity{}, fmt.Errorf("identity URI %q: %w", u, err)
 	}
 	return id.normalize(), nil
+}
+
+// Fingerprint is the hex SHA-256 of a certificate in DER form: what a node
+// announces in its mDNS TXT record "fp", compared with the certificate the
+// node presents when dialled.
+func Fingerprint(certDER []byte) string {
+	sum := sha256.Sum256(certDER)
+	return hex.EncodeToString(sum[:])
 }

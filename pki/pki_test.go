@@ -347,3 +347,11 @@ func TestPeerIdentity(t *testing.T) {
 		t.Error("PeerIdentity without certificates succeeded")
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	// SHA-256("abc"), FIPS 180-2 test vector.
+	const want = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	if got := Fingerprint([]byte("abc")); got != want {
+		t.Fatalf("Fingerprint = %s, want %s", got, want)
+	}
+}

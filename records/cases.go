@@ -34,6 +34,8 @@ type Event struct {
 	// Conflict marks an event that is not possible at its place in the
 	// merged history: kept for a person to resolve, not applied.
 	Conflict bool `json:"conflict,omitempty"`
+	// Pending marks, in a view, an event still in this PC's outbox.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Case is a handled case (办件): its identity, applicant, events and
@@ -56,6 +58,9 @@ type Case struct {
 	Events     []Event    `json:"events"`
 	// Evaluations (好差评) of the case, first and second attempts.
 	Evaluations []Evaluation `json:"evaluations,omitempty"`
+	// Pending marks, in a view, a case whose creation is still in this
+	// PC's outbox.
+	Pending bool `json:"pending,omitempty"`
 
 	accepted bool // set by Fold
 }

@@ -37,6 +37,8 @@ type Evaluation struct {
 	// WorkOrderDays is the due time of the work order a bad review opens,
 	// in working days; decided by the receiving node's settings.
 	WorkOrderDays int `json:"work_order_days,omitempty"`
+	// Pending marks, in a view, an evaluation still in this PC's outbox.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Validate checks an evaluation as posted by a client.

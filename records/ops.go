@@ -26,6 +26,12 @@ type Op struct {
 	Evaluation     *Evaluation     `json:"evaluation,omitempty"`
 	WorkOrderID    string          `json:"workorder_id,omitempty"`
 	WorkOrderEvent *WorkOrderEvent `json:"workorder_event,omitempty"`
+	ConflictID     string          `json:"conflict_id,omitempty"`
+	Resolution     *Resolution     `json:"resolution,omitempty"`
+	// Offline marks a write delivered from a node's outbox: one the merged
+	// history no longer allows is kept as a conflict, not refused
+	// (conflicts.go).
+	Offline bool `json:"offline,omitempty"`
 }
 
 // Change is what an applied op adds to the station's change feed.
@@ -61,8 +67,24 @@ const (
 // Apply applies one op to st. It returns the resulting record (for the
 // client's answer) and the feed changes; no changes when the op repeats
 // something already applied (idempotent retries). A domain error leaves st
-// untouched: every check happens before the first write.
+// untouched: every check happens before the first write. An offline op the
+// history refuses is kept as a conflict instead (conflicts.go).
 func Apply(st State, op Op) (any, []Change, error) {
+	v, changes, err := apply(st, op)
+	if err != nil {
+		de, ok := AsError(err)
+		if !op.Offline || !ok {
+			return nil, nil, err
+		}
+		return park(st, op, de)
+	}
+	if err := noteHLC(st, op); err != nil {
+		return nil, nil, err
+	}
+	return v, changes, nil
+}
+
+func apply(st State, op Op) (any, []Change, error) {
 	switch op.Kind {
 	case OpPutItem:
 		if op.Item == nil {
@@ -78,7 +100,7 @@ func Apply(st State, op Op) (any, []Change, error) {
 		if op.Event == nil {
 			return nil, nil, Invalid("event", "is required for %s", op.Kind)
 		}
-		return appendEvent(st, *op.Event)
+		return appendEvent(st, *op.Event, op.Offline)
 	case OpEvaluate:
 		if op.Evaluation == nil {
 			return nil, nil, Invalid("evaluation", "is required for %s", op.Kind)
@@ -89,6 +111,11 @@ func Apply(st State, op Op) (any, []Change, error) {
 			return nil, nil, Invalid("workorder_event", "and workorder_id are required for %s", op.Kind)
 		}
 		return workOrderEvent(st, op.WorkOrderID, *op.WorkOrderEvent)
+	case OpResolveConflict:
+		if op.Resolution == nil || op.ConflictID == "" {
+			return nil, nil, Invalid("resolution", "and conflict_id are required for %s", op.Kind)
+		}
+		return resolveConflict(st, op.ConflictID, *op.Resolution)
 	default:
 		return nil, nil, Invalid("kind", "unknown op %q", op.Kind)
 	}
@@ -219,7 +246,7 @@ func loadCase(st State, id string) (*Case, error) {
 	return c, nil
 }
 
-func appendEvent(st State, ev Event) (any, []Change, error) {
+func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -236,10 +263,15 @@ func appendEvent(st State, ev Event) (any, []Change, error) {
 	ev.At = ev.HLC.Time()
 	c.Events = append(c.Events, ev)
 	c.Fold()
+	var refused *Error
 	for _, e := range c.Events {
 		if e.ID == ev.ID && e.Conflict {
-			return nil, nil, Conflict("case %s is %s: %s is not possible now (possible: %s)", c.ID, before, ev.Type, possibleNext(c, before))
+			refused = Conflict("case %s is %s: %s is not possible now (possible: %s)", c.ID, before, ev.Type, possibleNext(c, before))
+			ev.Conflict = true
 		}
+	}
+	if refused != nil && !offline {
+		return nil, nil, refused
 	}
 	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
 		return nil, nil, err
@@ -251,7 +283,15 @@ func appendEvent(st State, ev Event) (any, []Change, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return *c, []Change{ch}, nil
+	changes := []Change{ch}
+	if refused != nil {
+		_, cc, err := putConflict(st, ConflictRecord{ID: ev.ID, CaseID: c.ID, Kind: OpAppendEvent, Type: ev.Type, Node: ev.Node, HLC: ev.HLC, Reason: refused.Message, Kept: KeptInHistory})
+		if err != nil {
+			return nil, nil, err
+		}
+		changes = append(changes, cc...)
+	}
+	return *c, changes, nil
 }
 
 func possibleNext(c *Case, state string) string {

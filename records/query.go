@@ -61,11 +61,8 @@ type CasePage struct {
 	Next  string `json:"next"`
 }
 
-// ListCases lists cases in id order (ids sort by creation time).
-func ListCases(r Reader, q CaseQuery) (CasePage, error) {
-	if q.Limit <= 0 || q.Limit > 1000 {
-		q.Limit = 100
-	}
+// filter returns what q's month, item and status select.
+func (q CaseQuery) filter() (func(Case) bool, error) {
 	var from, to time.Time
 	if q.Month != "" {
 		loc := q.Location
@@ -74,25 +71,39 @@ func ListCases(r Reader, q CaseQuery) (CasePage, error) {
 		}
 		m, err := time.ParseInLocation("2006-01", q.Month, loc)
 		if err != nil {
-			return CasePage{}, Invalid("month", "%q is not YYYY-MM", q.Month)
+			return nil, Invalid("month", "%q is not YYYY-MM", q.Month)
 		}
 		from, to = m, m.AddDate(0, 1, 0)
+	}
+	return func(c Case) bool {
+		if q.ItemCode != "" && c.ItemCode != q.ItemCode || q.State != "" && c.State != q.State {
+			return false
+		}
+		return from.IsZero() || (!c.CreatedAt.Before(from) && c.CreatedAt.Before(to))
+	}, nil
+}
+
+// ListCases lists cases in id order (ids sort by creation time).
+func ListCases(r Reader, q CaseQuery) (CasePage, error) {
+	if q.Limit <= 0 || q.Limit > 1000 {
+		q.Limit = 100
+	}
+	match, err := q.filter()
+	if err != nil {
+		return CasePage{}, err
 	}
 	page := CasePage{Cases: []Case{}}
 	after := ""
 	if q.After != "" {
 		after = prefixCase + q.After
 	}
-	err := r.Scan(prefixCase, after, func(key string, v []byte) (bool, error) {
+	err = r.Scan(prefixCase, after, func(key string, v []byte) (bool, error) {
 		var c Case
 		if err := json.Unmarshal(v, &c); err != nil {
 			return false, fmt.Errorf("decode %s: %w", key, err)
 		}
 		c.Fold()
-		if q.ItemCode != "" && c.ItemCode != q.ItemCode || q.State != "" && c.State != q.State {
-			return true, nil
-		}
-		if !from.IsZero() && (c.CreatedAt.Before(from) || !c.CreatedAt.Before(to)) {
+		if !match(c) {
 			return true, nil
 		}
 		if len(page.Cases) == q.Limit {

@@ -133,24 +133,6 @@ func (n *Node) formOnce(windowOver bool) bool {
 // probePeers asks every known peer address for its info. The address a
 // peer answered at is the one used for it.
 func (n *Node) probePeers() []peerInfo {
-	var addrs []string
-	for _, addr := range n.peerAddrs() {
-		if addr != n.tr.AdvertiseAddr() {
-			addrs = append(addrs, addr)
-		}
-	}
-	var infos []peerInfo
-	for _, r := range n.probe(addrs, 2*time.Second) {
-		if r.err != nil {
-			n.logger.Debug("probe peer", "address", r.addr, "error", r.err)
-			continue
-		}
-		if r.info.Station != n.cfg.Station || r.info.Node == n.cfg.NodeID {
-			continue
-		}
-		in := *r.info
-		in.Address = r.addr
-		infos = append(infos, in)
-	}
-	return infos
+	addrs, hints := n.peerAddrs()
+	return n.verified(n.probe(addrs, 2*time.Second), hints, false)
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,45 @@ type testCluster struct {
 	caDir   string
 	nodes   []*testNode
 	tune    func(*Config)
+
+	partMu sync.Mutex
+	side   map[string]int // node address -> side of a partition; nil: none
+}
+
+// partition splits the nodes (by index) into sides that cannot exchange
+// a datagram; nodes not named form one more side.
+func (c *testCluster) partition(sides ...[]int) {
+	c.partMu.Lock()
+	defer c.partMu.Unlock()
+	c.side = map[string]int{}
+	for _, tn := range c.nodes {
+		c.side[tn.addr] = 0
+	}
+	for s, idx := range sides {
+		for _, i := range idx {
+			c.side[c.nodes[i].addr] = s + 1
+		}
+	}
+}
+
+// heal ends the partition.
+func (c *testCluster) heal() {
+	c.partMu.Lock()
+	c.side = nil
+	c.partMu.Unlock()
+}
+
+// dropper is node addr's transport's Drop: a datagram between two sides
+// of the partition is lost.
+func (c *testCluster) dropper(addr string) func(net.Addr) bool {
+	return func(peer net.Addr) bool {
+		c.partMu.Lock()
+		defer c.partMu.Unlock()
+		if c.side == nil {
+			return false
+		}
+		return c.side[addr] != c.side[peer.String()]
+	}
 }
 
 type testNode struct {
@@ -104,6 +145,7 @@ func (c *testCluster) start(i int) {
 	tn.tr, err = transport.New(transport.Config{
 		Listen: tn.addr, TLS: tl, Station: tn.station,
 		StatelessResetKeyFile: filepath.Join(tn.dir, "reset.key"), Logger: logger,
+		Drop: c.dropper(tn.addr),
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -561,4 +603,94 @@ func TestRemoveMember(t *testing.T) {
 	eventually(t, "two members left", func() bool { return len(c.nodes[leader].n.Status().Members) == 2 })
 	// The two left still commit.
 	putItem(t, c.nodes[f].n, "XC-L-0001")
+}
+
+// logLines is a slog handler target that tests can search.
+type logLines struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	return len(p), nil
+}
+
+func (l *logLines) count(substr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(string(l.buf), substr)
+}
+
+func certFingerprint(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "node.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatal("node.crt: no PEM block")
+	}
+	return pki.Fingerprint(blk.Bytes)
+}
+
+// An mDNS announcement is only a hint: one whose fingerprint or node does
+// not match the certificate presented at its address admits no one, and
+// announcements of other stations are ignored; each is logged once. The
+// same node announced truthfully is admitted.
+func TestFalseAnnouncementsAdmitNoOne(t *testing.T) {
+	var (
+		hintMu sync.Mutex
+		hints  []Hint
+	)
+	logs := &logLines{}
+	c := newTestCluster(t, 1, func(cfg *Config) {
+		if cfg.NodeID != "pc-1" {
+			cfg.Expect = 2
+			return
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		cfg.Discover = func() []Hint {
+			hintMu.Lock()
+			defer hintMu.Unlock()
+			return append([]Hint(nil), hints...)
+		}
+	})
+	leader := c.waitLeader()
+	// pc-2 of this station, waiting for a second node before it would
+	// bootstrap: it only becomes a member if the leader admits it.
+	addr := freeUDPAddr(t)
+	pc2 := c.newNode("pc-2", c.station, addr, []string{addr})
+	c.nodes = append(c.nodes, pc2)
+	c.start(1)
+	fp := certFingerprint(t, pc2.dir)
+	other := c.newNode("pc-9", "XC-IP-02", freeUDPAddr(t), nil)
+
+	hintMu.Lock()
+	hints = []Hint{
+		{Addr: addr, Station: c.station, Node: "pc-2", Fingerprint: strings.Repeat("0", 64)}, // wrong certificate
+		{Addr: addr, Station: c.station, Node: "pc-7", Fingerprint: fp},                      // wrong node
+		{Addr: other.addr, Station: other.station, Node: other.id},                           // another station
+	}
+	hintMu.Unlock()
+	eventually(t, "the false announcements are logged", func() bool {
+		return logs.count("does not match the certificate") == 2 && logs.count("another station ignored") == 1
+	})
+	time.Sleep(2500 * time.Millisecond) // several more admission rounds
+	if n := len(c.nodes[leader].n.Status().Members); n != 1 {
+		t.Fatalf("members = %d after false announcements, want 1", n)
+	}
+	if m, o := logs.count("does not match the certificate"), logs.count("another station ignored"); m != 2 || o != 1 {
+		t.Fatalf("logged %d mismatches and %d other-station announcements, want each once (2 and 1)", m, o)
+	}
+
+	hintMu.Lock()
+	hints = append(hints, Hint{Addr: addr, Station: c.station, Node: "pc-2", Fingerprint: fp})
+	hintMu.Unlock()
+	eventually(t, "pc-2, announced truthfully, is a member", func() bool {
+		return len(c.nodes[leader].n.Status().Members) == 2
+	})
 }

@@ -133,15 +133,8 @@ func (n *Node) commit(batch []*request) {
 	for _, r := range batch {
 		ops = append(ops, r.ops...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	ctx, cancel := n.bounded(n.cfg.ApplyTimeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var results []Result
 	var err error
 	if batch[0].local {

@@ -141,25 +141,14 @@ func (n *Node) admitDiscovered() {
 	for _, s := range f.Configuration().Servers {
 		known[string(s.Address)] = string(s.ID)
 	}
+	all, hints := n.peerAddrs()
 	var addrs []string
-	for _, addr := range n.peerAddrs() {
-		if _, ok := known[addr]; !ok && addr != n.tr.AdvertiseAddr() {
+	for _, addr := range all {
+		if _, ok := known[addr]; !ok {
 			addrs = append(addrs, addr)
 		}
 	}
-	var found []peerInfo
-	for _, r := range n.probe(addrs, 2*time.Second) {
-		if r.err != nil {
-			n.noteUnverified(r.addr, r.err)
-			continue
-		}
-		if r.info.Station != n.cfg.Station || r.info.Node == n.cfg.NodeID {
-			continue
-		}
-		in := *r.info
-		in.Address = r.addr // the address we reached it at, not the one it believes it has
-		found = append(found, in)
-	}
+	found := n.verified(n.probe(addrs, 2*time.Second), hints, true)
 	for _, in := range found {
 		if err := n.addMember(in.Node, in.Address); err != nil {
 			n.logger.Warn("admit discovered node", "node", in.Node, "address", in.Address, "error", err)
@@ -171,16 +160,9 @@ func (n *Node) admitDiscovered() {
 // prove it is a node of this station (another CA, another station, or
 // nothing listening): it changes nothing.
 func (n *Node) noteUnverified(addr string, err error) {
-	n.reachMu.Lock()
-	first := !n.unverified[addr]
-	if len(n.unverified) > 1024 {
-		n.unverified = map[string]bool{}
-	}
-	n.unverified[addr] = true
-	n.reachMu.Unlock()
-	if first {
-		n.logger.Warn("discovered peer not admitted: it did not prove to be a node of this station (logged once)", "address", addr, "error", err)
-	}
+	n.noteOnce("unverified "+addr,
+		"discovered peer not admitted: it did not prove to be a node of this station (logged once)",
+		"address", addr, "error", err)
 }
 
 // reapUnreachable removes members unreachable for longer than the
@@ -222,13 +204,26 @@ func (n *Node) reapUnreachable() {
 	}
 }
 
-// peerAddrs is every address to probe: static peers and, when discovery
-// is wired in, what it found.
-func (n *Node) peerAddrs() []string {
+// Hint is a peer as discovery (mDNS) announced it. It is only a hint:
+// membership follows the identity the peer proves with its certificate.
+type Hint struct {
+	Addr    string // host:port of its QUIC listener
+	Station string // TXT station
+	Node    string // TXT node
+	// Fingerprint is the TXT fp (pki.Fingerprint of the certificate the
+	// node says it has); "" if it announced none.
+	Fingerprint string
+}
+
+// peerAddrs is every address to probe but this node's own: static peers
+// and what discovery announced for this station, with the announcements by
+// address. Announcements of other stations are left out and logged once.
+func (n *Node) peerAddrs() ([]string, map[string][]Hint) {
+	self := n.tr.AdvertiseAddr()
 	seen := map[string]bool{}
 	var out []string
 	add := func(a string) {
-		if a != "" && !seen[a] {
+		if a != "" && a != self && !seen[a] {
 			seen[a] = true
 			out = append(out, a)
 		}
@@ -236,10 +231,80 @@ func (n *Node) peerAddrs() []string {
 	for _, a := range n.cfg.Peers {
 		add(a)
 	}
+	hints := map[string][]Hint{}
 	if n.cfg.Discover != nil {
-		for _, a := range n.cfg.Discover() {
-			add(a)
+		for _, h := range n.cfg.Discover() {
+			if h.Station != n.cfg.Station {
+				n.noteOnce("station "+h.Station+" "+h.Node+" "+h.Addr,
+					"mDNS announcement of another station ignored (logged once)",
+					"station", h.Station, "node", h.Node, "address", h.Addr)
+				continue
+			}
+			hints[h.Addr] = append(hints[h.Addr], h)
+			add(h.Addr)
 		}
 	}
+	return out, hints
+}
+
+// verified keeps the probe answers that proved to come from another node
+// of this station and agree with what was announced for their address.
+// The identity comes from the certificate (the QUIC handshake admits only
+// this station's nodes); an announcement whose node or fingerprint differs
+// from it is false and logged once, and an address only false
+// announcements point at is not used. Static peers need no announcement.
+// Each kept answer carries the address it was reached at, not the one the
+// peer believes it has. Failed probes are logged once per address when
+// logFailures is set.
+func (n *Node) verified(results []probeResult, hints map[string][]Hint, logFailures bool) []peerInfo {
+	static := map[string]bool{}
+	for _, a := range n.cfg.Peers {
+		static[a] = true
+	}
+	var out []peerInfo
+	for _, r := range results {
+		if r.err != nil {
+			if logFailures {
+				n.noteUnverified(r.addr, r.err)
+			} else {
+				n.logger.Debug("probe peer", "address", r.addr, "error", r.err)
+			}
+			continue
+		}
+		if r.info.Station != n.cfg.Station || r.info.Node == n.cfg.NodeID {
+			continue
+		}
+		matched := static[r.addr]
+		for _, h := range hints[r.addr] {
+			if (h.Fingerprint == "" || h.Fingerprint == r.info.fp) && (h.Node == "" || h.Node == r.info.Node) {
+				matched = true
+				continue
+			}
+			n.noteOnce("mismatch "+h.Node+" "+h.Fingerprint+" "+r.addr,
+				"mDNS announcement does not match the certificate presented at its address: ignored (logged once)",
+				"address", r.addr, "announced_node", h.Node, "announced_fp", h.Fingerprint,
+				"certificate_node", r.info.Node, "certificate_fp", r.info.fp)
+		}
+		if !matched {
+			continue
+		}
+		in := *r.info
+		in.Address = r.addr
+		out = append(out, in)
+	}
 	return out
+}
+
+// noteOnce logs msg at warning level the first time key is seen.
+func (n *Node) noteOnce(key, msg string, args ...any) {
+	n.reachMu.Lock()
+	first := !n.noted[key]
+	if len(n.noted) > 1024 {
+		n.noted = map[string]bool{}
+	}
+	n.noted[key] = true
+	n.reachMu.Unlock()
+	if first {
+		n.logger.Warn(msg, args...)
+	}
 }

@@ -40,12 +40,11 @@ type Config struct {
 	NodeID  string
 	Station string
 	DataDir string
-	// Peers are static peer QUIC addresses (host:port). Discovery adds more
-	// in a later issue.
+	// Peers are static peer QUIC addresses (host:port).
 	Peers []string
-	// Discover returns addresses found by discovery (mDNS); nil for static
-	// peers only. Called about once a second.
-	Discover func() []string
+	// Discover returns the peers announced by discovery (mDNS); nil for
+	// static peers only. Called about once a second.
+	Discover func() []Hint
 	// Expect is how many nodes (this one included) must answer before the
 	// first bootstrap.
 	Expect int
@@ -66,6 +65,9 @@ type Config struct {
 	TrailingLogs       uint64        // default 10240 entries
 	// ApplyTimeout bounds one write end to end (default 10s).
 	ApplyTimeout time.Duration
+	// OutboxAfter: a case write not committed through a leader within it
+	// waits in the node's outbox (default 2s; outbox.go).
+	OutboxAfter time.Duration
 	// EncryptionKey (32 bytes) encrypts the raft log, the state store and
 	// the snapshots at rest; nil stores them in the clear.
 	EncryptionKey []byte
@@ -86,6 +88,7 @@ func (c *Config) setDefaults() {
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.BootstrapWindow, 30*time.Second)
+	def(&c.OutboxAfter, 2*time.Second)
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = 8192
 	}
@@ -126,9 +129,20 @@ type Node struct {
 
 	bootstraps atomic.Uint64 // times this process bootstrapped a cluster
 
-	reachMu    sync.Mutex
-	reachable  map[string]time.Time // node id -> last successful probe
-	unverified map[string]bool      // discovered addresses already reported
+	reachMu     sync.Mutex
+	reachable   map[string]time.Time     // node id -> last successful probe
+	noted       map[string]bool          // log-once keys already logged (unverified peers, false announcements)
+	clockOffset map[string]time.Duration // node id -> its clock minus ours, at the last probe
+
+	outbox *outbox
+
+	ctx    context.Context // ends when the node closes
+	cancel context.CancelFunc
+}
+
+// bounded returns a context that ends after d or when the node closes.
+func (n *Node) bounded(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(n.ctx, d)
 }
 
 // New returns a node that will use tr for raft and forwarding. It
@@ -136,15 +150,17 @@ type Node struct {
 func New(cfg Config, tr *transport.Transport) *Node {
 	cfg.setDefaults()
 	n := &Node{
-		cfg:        cfg,
-		tr:         tr,
-		logger:     cfg.Logger.With("component", "replication"),
-		submitC:    make(chan *request, 1024),
-		ready:      make(chan struct{}),
-		closing:    make(chan struct{}),
-		reachable:  map[string]time.Time{},
-		unverified: map[string]bool{},
+		cfg:         cfg,
+		tr:          tr,
+		logger:      cfg.Logger.With("component", "replication"),
+		submitC:     make(chan *request, 1024),
+		ready:       make(chan struct{}),
+		closing:     make(chan struct{}),
+		reachable:   map[string]time.Time{},
+		noted:       map[string]bool{},
+		clockOffset: map[string]time.Duration{},
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	tr.Handle(transport.KindRPC, n.serveRPC)
 	return n
 }
@@ -164,6 +180,9 @@ func (n *Node) Open() (err error) {
 	n.logs, err = logstore.OpenEncrypted(filepath.Join(n.cfg.DataDir, "raft"), key, n.logger)
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
+	}
+	if n.outbox, err = openOutbox(n.logs.DB()); err != nil {
+		return err
 	}
 	stateDir := filepath.Join(n.cfg.DataDir, "state")
 	n.stateDB, err = badger.Open(logstore.WithKey(logstore.Options(stateDir, true, n.logger), key))
@@ -220,7 +239,8 @@ func (n *Node) Open() (err error) {
 	close(n.ready)
 	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
 
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.runOutbox()
 	go n.runBatcher()
 	go n.runFormation()
 	go n.runMonitor()
@@ -232,6 +252,7 @@ func (n *Node) Open() (err error) {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closing)
+		n.cancel()
 		n.wg.Wait()
 		var errs []error
 		if n.raft != nil {
@@ -304,6 +325,10 @@ type Member struct {
 	Address   string `json:"address"`
 	Suffrage  string `json:"suffrage"` // voter | nonvoter
 	Reachable bool   `json:"reachable"`
+	// ClockOffsetMS is how far the member's wall clock was ahead of this
+	// node's (negative: behind) at the last probe, in milliseconds; 0 for
+	// this node or a member not reached yet.
+	ClockOffsetMS int64 `json:"clock_offset_ms"`
 }
 
 // Status is a snapshot of the node's replication state.
@@ -326,6 +351,15 @@ type Status struct {
 	EntriesApplied uint64 `json:"entries_applied"`
 	// Bootstrapped is true when this process bootstrapped the cluster.
 	Bootstrapped bool `json:"bootstrapped"`
+	// Outbox is the writes waiting in this node's outbox.
+	Outbox OutboxStatus `json:"outbox"`
+}
+
+// OutboxStatus is the depth of a node's outbox and when its oldest write
+// was queued (zero when empty).
+type OutboxStatus struct {
+	Pending int       `json:"pending"`
+	Oldest  time.Time `json:"oldest,omitzero"`
 }
 
 // Status reports the node's replication state.
@@ -340,6 +374,9 @@ func (n *Node) Status() Status {
 		EntriesApplied: n.fsm.entriesApplied.Load(),
 		Bootstrapped:   n.bootstraps.Load() > 0,
 		Members:        []Member{},
+	}
+	if n.outbox != nil {
+		st.Outbox.Pending, st.Outbox.Oldest = n.outbox.stats()
 	}
 	if n.raft == nil {
 		st.State = "starting"
@@ -364,6 +401,7 @@ func (n *Node) Status() Status {
 			}
 			last := n.reachable[m.ID]
 			m.Reachable = m.ID == n.cfg.NodeID || time.Since(last) < reachableFor
+			m.ClockOffsetMS = n.clockOffset[m.ID].Milliseconds()
 			st.Members = append(st.Members, m)
 		}
 		n.reachMu.Unlock()
@@ -462,6 +500,7 @@ func (n *Node) probeMembers() {
 		if r.err == nil {
 			n.reachMu.Lock()
 			n.reachable[ids[r.addr]] = time.Now()
+			n.clockOffset[ids[r.addr]] = r.offset
 			n.reachMu.Unlock()
 		}
 	}
@@ -472,6 +511,9 @@ type probeResult struct {
 	addr string
 	info *peerInfo
 	err  error
+	// offset is the peer's clock minus ours: its time in the answer
+	// against the middle of the round trip here.
+	offset time.Duration
 }
 
 // probe asks every address for its info, concurrently, each within
@@ -484,8 +526,13 @@ func (n *Node) probe(addrs []string, timeout time.Duration) []probeResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			start := time.Now()
 			in, err := n.info(addr, timeout)
 			out[i] = probeResult{addr: addr, info: in, err: err}
+			if err == nil {
+				mid := start.Add(time.Since(start) / 2)
+				out[i].offset = time.UnixMilli(in.UnixMilli).Sub(mid)
+			}
 		}()
 	}
 	wg.Wait()

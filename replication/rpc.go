@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -50,6 +49,8 @@ type rpcResponse struct {
 	Leader  string    `json:"leader,omitempty"`
 	Results []Result  `json:"results,omitempty"`
 	Info    *peerInfo `json:"info,omitempty"`
+
+	peerFP string // fingerprint of the certificate the answering peer presented
 }
 
 // peerInfo is what a node tells a peer that probes it.
@@ -62,6 +63,8 @@ type peerInfo struct {
 	LeaderAddress string `json:"leader_address"`
 	ClusterID     string `json:"cluster_id"`
 	UnixMilli     int64  `json:"unix_milli"`
+
+	fp string // fingerprint of the certificate the peer presented (not sent)
 }
 
 func writeFrame(w io.Writer, v any) error {
@@ -121,20 +124,14 @@ func (n *Node) info(addr string, timeout time.Duration) (*peerInfo, error) {
 	if resp.Info == nil {
 		return nil, fmt.Errorf("info from %s: empty answer", addr)
 	}
+	resp.Info.fp = resp.peerFP
 	return resp.Info, nil
 }
 
 // roundTrip dials addr, sends one request and reads the answer.
 func (n *Node) roundTrip(addr string, req rpcRequest, timeout time.Duration) (rpcResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := n.bounded(timeout)
 	defer cancel()
-	go func() {
-		select {
-		case <-n.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	c, _, err := n.tr.Dial(ctx, addr, transport.KindRPC)
 	if err != nil {
 		return rpcResponse{}, err
@@ -145,6 +142,7 @@ func (n *Node) roundTrip(addr string, req rpcRequest, timeout time.Duration) (rp
 	if err != nil {
 		return resp, err
 	}
+	resp.peerFP = transport.PeerFingerprint(c)
 	if resp.Error != "" && resp.Code != "not_leader" {
 		return resp, fmt.Errorf("%s at %s: %s", req.Method, addr, resp.Error)
 	}
@@ -193,7 +191,7 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader", string(addr)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+		ctx, cancel := n.bounded(n.cfg.ApplyTimeout)
 		defer cancel()
 		results, err := n.submitLocal(ctx, req.Ops)
 		if err != nil {

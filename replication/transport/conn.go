@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/stationsync/stationsync/pki"
 )
 
 // streamConn is a QUIC stream as a net.Conn.
 type streamConn struct {
 	s      *quic.Stream
+	qc     *quic.Conn
 	local  net.Addr
 	remote net.Addr
 
@@ -23,7 +25,22 @@ type streamConn struct {
 var _ net.Conn = (*streamConn)(nil)
 
 func newConn(qc *quic.Conn, s *quic.Stream) *streamConn {
-	return &streamConn{s: s, local: qc.LocalAddr(), remote: qc.RemoteAddr()}
+	return &streamConn{s: s, qc: qc, local: qc.LocalAddr(), remote: qc.RemoteAddr()}
+}
+
+// PeerFingerprint is the fingerprint (pki.Fingerprint) of the certificate
+// the peer presented on the connection that carries c, a stream from Dial
+// or a handler; "" for any other net.Conn.
+func PeerFingerprint(c net.Conn) string {
+	sc, ok := c.(*streamConn)
+	if !ok {
+		return ""
+	}
+	certs := sc.qc.ConnectionState().TLS.PeerCertificates
+	if len(certs) == 0 {
+		return ""
+	}
+	return pki.Fingerprint(certs[0].Raw)
 }
 
 // Read reads from the stream. A connection closed for an orderly shutdown (of
@@ -69,4 +86,36 @@ func (c *streamConn) SetWriteDeadline(t time.Time) error { return c.s.SetWriteDe
 func isShutdown(err error) bool {
 	var ae *quic.ApplicationError
 	return errors.As(err, &ae) && (ae.ErrorCode == codeShutdown || ae.Remote && ae.ErrorCode == 0)
+}
+
+// lossyConn drops the datagrams its drop function picks (Config.Drop).
+type lossyConn struct {
+	net.PacketConn
+	drop func(net.Addr) bool
+}
+
+func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || !c.drop(addr) {
+			return n, addr, err
+		}
+	}
+}
+
+func (c *lossyConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.drop(addr) {
+		return len(p), nil
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+// SetReadBuffer and SetWriteBuffer let quic-go size the socket's buffers
+// through the wrapper.
+func (c *lossyConn) SetReadBuffer(n int) error {
+	return c.PacketConn.(*net.UDPConn).SetReadBuffer(n)
+}
+
+func (c *lossyConn) SetWriteBuffer(n int) error {
+	return c.PacketConn.(*net.UDPConn).SetWriteBuffer(n)
 }

@@ -109,6 +109,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// Logger receives the transport's log lines, slog.Default() if nil.
 	Logger *slog.Logger
+	// Drop, if set, is asked for every datagram sent or received: true
+	// drops it, as a network that lost it would. It is for fault-injection
+	// tests (partitions between nodes of one process); nil drops nothing.
+	Drop func(peer net.Addr) bool
 }
 
 const (
@@ -267,7 +271,11 @@ func (t *Transport) Open() error {
 		// Streams are bidirectional only.
 		MaxIncomingUniStreams: -1,
 	}
-	qt := &quic.Transport{Conn: udp, StatelessResetKey: key}
+	var conn net.PacketConn = udp
+	if t.cfg.Drop != nil {
+		conn = &lossyConn{PacketConn: udp, drop: t.cfg.Drop}
+	}
+	qt := &quic.Transport{Conn: conn, StatelessResetKey: key}
 	ln, err := qt.Listen(t.logRefusals(t.cfg.TLS.ServerConfig(ALPN, t.admit)), qconf)
 	if err != nil {
 		_ = qt.Close()
