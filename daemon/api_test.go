@@ -261,3 +261,25 @@ func TestItemImportAndExport(t *testing.T) {
 		}
 	}
 }
+
+// Conflicts: an empty list on a healthy station; resolving needs a person
+// and a note, and an existing conflict.
+func TestConflictsAPI(t *testing.T) {
+	d := startSingle(t)
+	u := d.APIURL()
+	code, m := do(t, "GET", u+"/v1/conflicts", "")
+	if list, ok := m["conflicts"].([]any); code != 200 || !ok || len(list) != 0 {
+		t.Fatalf("GET /v1/conflicts = %d %v", code, m)
+	}
+	if code, m := do(t, "POST", u+"/v1/conflicts/x/resolve", `{"actor":"chief"}`); code != 400 || !strings.Contains(fmt.Sprint(m), "note") {
+		t.Fatalf("resolve without note = %d %v", code, m)
+	}
+	if code, m := do(t, "POST", u+"/v1/conflicts/x/resolve", `{"actor":"chief","note":"called back"}`); code != 404 {
+		t.Fatalf("resolve unknown conflict = %d %v", code, m)
+	}
+	code, m = do(t, "GET", u+"/v1/status", "")
+	ob, _ := m["outbox"].(map[string]any)
+	if code != 200 || ob == nil || ob["pending"] != 0.0 || ob["oldest"] != nil || m["conflicts"] != 0.0 {
+		t.Fatalf("status outbox/conflicts = %d %v %v", code, m["outbox"], m["conflicts"])
+	}
+}

@@ -54,6 +54,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		key   string
 	}{
 		{file: minimal + "expect: 0\n", key: "expect"},
+		{file: minimal + "outbox_after: 10s\n", key: "outbox_after"},
+		{file: minimal + "outbox_after: 0s\n", key: "outbox_after"},
+		{file: minimal + "max_clock_skew: 1ms\n", key: "max_clock_skew"},
 		{file: minimal + "colour: blue\n", key: "colour"},
 		{file: minimal + "raft: {heartbeat_timeout: soon}\n", key: "raft.heartbeat_timeout"},
 		{file: minimal + "raft:\n  election_timeout: soon\n", key: "raft.election_timeout"},

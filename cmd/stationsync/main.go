@@ -34,6 +34,7 @@ Usage:
   stationsync status [--api URL]                       node summary from /v1/status
   stationsync items list | import FILE.csv|FILE.xlsx | export --out FILE.csv|FILE.xlsx [--api URL]
   stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
+  stationsync conflicts [--all] [--api URL]             offline writes the merged history refused, for a person to resolve
   stationsync members list | remove ID [--force] [--api URL]
   stationsync recover --config FILE --peers ID=ADDR,...  offline recovery after a permanent loss of quorum
   stationsync version
@@ -70,6 +71,8 @@ func run(args []string, out io.Writer) error {
 		return cmdItems(rest, out)
 	case "cases":
 		return cmdCases(rest, out)
+	case "conflicts":
+		return cmdConflicts(rest, out)
 	case "members":
 		return cmdMembers(rest, out)
 	case "recover":
@@ -369,6 +372,20 @@ func cmdCases(args []string, out io.Writer) error {
 	default:
 		return fmt.Errorf("cases: unknown subcommand %q", args[0])
 	}
+}
+
+func cmdConflicts(args []string, out io.Writer) error {
+	fs := newFlags("conflicts")
+	api := apiFlag(fs)
+	all := fs.Bool("all", false, "resolved ones too")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	path := "/v1/conflicts"
+	if *all {
+		path += "?all=1"
+	}
+	return getJSON(out, *api+path)
 }
 
 func cmdGet(args []string, out io.Writer, name, path string) error {
