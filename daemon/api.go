@@ -20,6 +20,23 @@ import (
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", d.handleStatus)
+	mux.HandleFunc("GET /v1/members", d.handleListMembers)
+	mux.HandleFunc("DELETE /v1/members/{id}", d.handleRemoveMember)
+	mux.Handle("GET /metrics", d.metrics.handler())
+	if d.isCenter() {
+		mux.HandleFunc("GET /node", d.handleStatusPage)
+		d.ext.Routes(mux)
+	} else {
+		d.stationRoutes(mux)
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return d.guard(mux)
+}
+
+// stationRoutes are the endpoints of a station node.
+func (d *Daemon) stationRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/items", d.handleListItems)
 	mux.HandleFunc("GET /v1/items/{code}", d.handleGetItem)
 	mux.HandleFunc("PUT /v1/items/{code}", d.handlePutItem)
@@ -33,17 +50,10 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/workorders/{id}", d.handleGetWorkOrder)
 	mux.HandleFunc("POST /v1/workorders/{id}/events", d.handleWorkOrderEvent)
 	mux.HandleFunc("GET /v1/stats/monthly", d.handleMonthlyStats)
-	mux.HandleFunc("GET /v1/members", d.handleListMembers)
-	mux.HandleFunc("DELETE /v1/members/{id}", d.handleRemoveMember)
 	mux.HandleFunc("GET /v1/feed", d.handleFeed)
 	mux.HandleFunc("GET /v1/conflicts", d.handleListConflicts)
 	mux.HandleFunc("POST /v1/conflicts/{id}/resolve", d.handleResolveConflict)
-	mux.Handle("GET /metrics", d.metrics.handler())
 	mux.HandleFunc("GET /{$}", d.handleStatusPage)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
-	})
-	return d.guard(mux)
 }
 
 // guard refuses requests from other hosts without the API token, and
@@ -109,6 +119,18 @@ func writeError(w http.ResponseWriter, code int, errCode, msg string) {
 	writeJSON(w, code, e)
 }
 
+// WriteJSON answers code with v as JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) { writeJSON(w, code, v) }
+
+// WriteError answers code with {"error":{"code","message"}}.
+func WriteError(w http.ResponseWriter, code int, errCode, msg string) {
+	writeError(w, code, errCode, msg)
+}
+
+// WriteDomainError answers a records.Error with its 4xx, and any other
+// write failure with 503 or 500.
+func WriteDomainError(w http.ResponseWriter, err error) { writeDomainError(w, err) }
+
 // writeDomainError answers a records.Error (or a write failure).
 func writeDomainError(w http.ResponseWriter, err error) {
 	if de, ok := records.AsError(err); ok {
@@ -127,6 +149,8 @@ func writeDomainError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.Is(err, replication.ErrNoLeader):
 		writeError(w, http.StatusServiceUnavailable, "no_leader", "this write needs the station's leader and none is reachable from this PC ("+err.Error()+"): item edits and work-order steps wait for the network; new cases, case events and evaluations are still accepted (kept in this PC's outbox); try again later")
+	case errors.Is(err, replication.ErrOutcomeUnknown):
+		writeError(w, http.StatusServiceUnavailable, "no_leader", "the station's leader did not answer ("+err.Error()+"): the write may or may not have been made; repeat the same request when the network is back (an item edit repeated changes nothing; send a work-order step with its id to make a repeat safe)")
 	case errors.Is(err, replication.ErrNotQueueable):
 		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
 	case errors.Is(err, replication.ErrTooLarge):
@@ -141,7 +165,13 @@ func writeDomainError(w http.ResponseWriter, err error) {
 // decodeBody reads one JSON object into v: bounded size, no unknown
 // fields, no trailing data. A failure has already been answered with 400.
 func (d *Daemon) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	limit := d.cfg.Limits.MaxBodyBytes
+	return DecodeBody(w, r, v, d.cfg.Limits.MaxBodyBytes)
+}
+
+// DecodeBody reads one JSON object into v: at most limit bytes, no unknown
+// fields, no trailing data. A failure has already been answered with 400
+// naming what is wrong.
+func DecodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
 	body := http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -198,6 +228,16 @@ type statusBody struct {
 	Conflicts int `json:"conflicts"`
 	// Warnings are problems an admin should look at (clock skew).
 	Warnings []string `json:"warnings"`
+	// Center is the station's contact with the district center.
+	Center centerStatus `json:"center"`
+}
+
+// centerStatus: when the center last read this station's feed or served
+// it the catalogue, and the last catalogue error.
+type centerStatus struct {
+	Address     string     `json:"address,omitempty"`
+	LastContact *time.Time `json:"last_contact"`
+	LastError   string     `json:"last_error,omitempty"`
 }
 
 // outboxStatus: the writes waiting in this PC's outbox.
@@ -238,7 +278,17 @@ func (d *Daemon) status() statusBody {
 		Outbox:     outboxView(s.Outbox),
 		Conflicts:  d.openConflicts(),
 		Warnings:   d.clockWarnings(s.Members),
+		Center:     d.centerStatus(),
 	}
+}
+
+func (d *Daemon) centerStatus() centerStatus {
+	last, lastErr := d.center.get()
+	cs := centerStatus{Address: d.cfg.Center, LastError: lastErr}
+	if !last.IsZero() {
+		cs.LastContact = &last
+	}
+	return cs
 }
 
 func outboxView(o replication.OutboxStatus) outboxStatus {
@@ -392,15 +442,6 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 	d.answerCase(w, r, records.Op{Kind: records.OpCreateCase, Case: &c}, c.ID, nil)
 }
 
-// present masks personal data unless the caller asks for it (?full=1);
-// evaluators are never shown.
-func (d *Daemon) present(r *http.Request, c records.Case) records.Case {
-	if f := r.URL.Query().Get("full"); f == "1" || f == "true" {
-		return c.WithoutEvaluators()
-	}
-	return c.Masked()
-}
-
 func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	c, found, err := d.caseWithPending(id)
@@ -455,7 +496,7 @@ func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	views := make([]caseView, 0, len(fresh)+len(page.Cases))
+	views := make([]CaseView, 0, len(fresh)+len(page.Cases))
 	for _, c := range append(fresh, page.Cases...) {
 		views = append(views, d.caseView(r, c))
 	}

@@ -262,7 +262,7 @@ func (d *Daemon) handleListWorkOrders(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	views := make([]workOrderView, 0, len(list))
+	views := make([]WorkOrderView, 0, len(list))
 	for _, wo := range list {
 		views = append(views, d.workOrderView(wo))
 	}

@@ -69,6 +69,7 @@ type TLSFiles struct {
 // StationRef is a station as the center knows it.
 type StationRef struct {
 	ID        string   `yaml:"id"`
+	Name      string   `yaml:"name"` // optional: shown on the dashboard and in reports
 	Addresses []string `yaml:"addresses"`
 }
 
@@ -399,7 +400,32 @@ func (c *Config) Validate() error {
 			return bad("station_id", "%q must be 1-64 letters, digits, '.', '_' or '-'", c.StationID)
 		}
 	case "center":
-		return bad("role", "the center role arrives with the district-center issue; this build runs station nodes only")
+		c.StationID = "" // ignored for the center
+		if len(c.Stations) == 0 {
+			return bad("stations", "a center needs its stations: [{id: XC-IP-01, addresses: [host:4610, ...]}]")
+		}
+		seen := map[string]bool{}
+		for i, st := range c.Stations {
+			key := fmt.Sprintf("stations[%d]", i)
+			if !validID(st.ID) {
+				return bad(key+".id", "%q must be 1-64 letters, digits, '.', '_' or '-'", st.ID)
+			}
+			if seen[st.ID] {
+				return bad(key+".id", "station %s is listed twice", st.ID)
+			}
+			seen[st.ID] = true
+			if len(st.Addresses) == 0 {
+				return bad(key+".addresses", "station %s needs the QUIC address of at least one of its PCs", st.ID)
+			}
+			for j, a := range st.Addresses {
+				if _, _, err := net.SplitHostPort(a); err != nil {
+					return bad(fmt.Sprintf("%s.addresses[%d]", key, j), "%q is not host:port", a)
+				}
+			}
+		}
+		if c.PullInterval < Duration(time.Second) {
+			return bad("pull_interval", "must be at least 1s, got %s", time.Duration(c.PullInterval))
+		}
 	default:
 		return bad("role", "%q must be station or center", c.Role)
 	}
@@ -465,6 +491,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes <= 0 {
 		return bad("limits.max_body_bytes", "must be positive")
+	}
+	if c.Center != "" {
+		if _, _, err := net.SplitHostPort(c.Center); err != nil {
+			return bad("center", "%q is not host:port (the center's QUIC address)", c.Center)
+		}
+	}
+	if c.CatalogueInterval < Duration(time.Second) {
+		return bad("catalogue_interval", "must be at least 1s, got %s", time.Duration(c.CatalogueInterval))
 	}
 	return nil
 }

@@ -61,14 +61,25 @@ type Daemon struct {
 
 	metrics    *metrics
 	importSlot chan struct{} // one item-list import at a time
+	ext        Extension     // the center's part; nil for a station
+	center     centerContact // a station's contact with the center
 
+	stop      chan struct{} // closed by Close: the daemon's own goroutines end
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // New returns a daemon for cfg (already validated by LoadConfig).
-func New(cfg Config, logger *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", cfg.StationID), importSlot: make(chan struct{}, 1)}
+func New(cfg Config, logger *slog.Logger, opts ...Option) *Daemon {
+	station := cfg.StationID
+	if cfg.Role == "center" {
+		station = "(center)"
+	}
+	d := &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", station), importSlot: make(chan struct{}, 1), stop: make(chan struct{})}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 // Open starts the node: certificates, then the QUIC transport, then the
@@ -118,7 +129,15 @@ func (d *Daemon) Open() (err error) {
 		return fmt.Errorf("tls: %w", err)
 	}
 	id := d.tls.Identity()
-	if id.Role != pki.RoleStation || id.Station != d.cfg.StationID || id.Node != d.cfg.NodeID {
+	if d.isCenter() {
+		if d.ext == nil {
+			return errors.New("role center: this program was built without the center")
+		}
+		if id.Role != pki.RoleCenter || id.Node != d.cfg.NodeID {
+			return fmt.Errorf("tls: certificate %s names %s %s/%s, but the config says center node %s (issue one with ca issue --role center)",
+				d.cfg.TLS.Cert, id.Role, id.Station, id.Node, d.cfg.NodeID)
+		}
+	} else if id.Role != pki.RoleStation || id.Station != d.cfg.StationID || id.Node != d.cfg.NodeID {
 		return fmt.Errorf("tls: certificate %s names %s %s/%s, but the config says station %s node %s",
 			d.cfg.TLS.Cert, id.Role, id.Station, id.Node, d.cfg.StationID, d.cfg.NodeID)
 	}
@@ -149,6 +168,7 @@ func (d *Daemon) Open() (err error) {
 		DataDir:                d.cfg.DataDir,
 		Peers:                  d.cfg.Peers,
 		Discover:               d.discoveredHints,
+		Location:               d.loc,
 		Expect:                 d.cfg.Expect,
 		BootstrapWindow:        time.Duration(d.cfg.BootstrapWindow),
 		RemoveUnreachableAfter: time.Duration(d.cfg.RemoveUnreachableAfter),
@@ -163,6 +183,11 @@ func (d *Daemon) Open() (err error) {
 		EncryptionKey:          key,
 		Logger:                 d.logger,
 	}, d.tr)
+	if d.isCenter() {
+		d.tr.Handle(transport.KindFeed, d.ext.ServeFeed)
+	} else {
+		d.tr.Handle(transport.KindFeed, d.serveFeed)
+	}
 	if err := d.tr.Open(); err != nil {
 		return fmt.Errorf("transport: listen on %s: %w", d.cfg.Listen, err)
 	}
@@ -183,6 +208,14 @@ func (d *Daemon) Open() (err error) {
 		return fmt.Errorf("read the latest timestamp: %w", err)
 	}
 	d.clock.Observe(latest)
+	if d.isCenter() {
+		if err := d.ext.Start(d); err != nil {
+			return fmt.Errorf("center: %w", err)
+		}
+	} else if d.cfg.Center != "" {
+		d.wg.Add(1)
+		go d.runCatalogue()
+	}
 
 	// 6. Local API.
 	d.metrics = newMetrics(d)
@@ -251,6 +284,12 @@ func (d *Daemon) Close() error {
 				errs = append(errs, fmt.Errorf("api shutdown: %w", err))
 			}
 			cancel()
+		}
+		close(d.stop)
+		if d.ext != nil {
+			if err := d.ext.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("center close: %w", err))
+			}
 		}
 		d.wg.Wait()
 		if d.node != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/stationsync/stationsync/configs"
@@ -20,8 +21,11 @@ import (
 // DemoOptions configures RunDemo.
 type DemoOptions struct {
 	Dir      string // data, certificates and configs; kept between runs
-	BasePort int    // API of node i is BasePort+i-1, QUIC BasePort-70+i-1
+	BasePort int    // API of node i is BasePort+i-1, QUIC BasePort-70+i-1; the center BasePort+3
 	Out      io.Writer
+	// Center, if set, makes the district center's extension: the demo then
+	// also runs a center that pulls the station.
+	Center func() Extension
 }
 
 const demoNodes = 3
@@ -47,6 +51,11 @@ func RunDemo(ctx context.Context, o DemoOptions) error {
 	var peers []string
 	for i := 0; i < demoNodes; i++ {
 		peers = append(peers, fmt.Sprintf("127.0.0.1:%d", o.BasePort-70+i))
+	}
+	centerQUIC := fmt.Sprintf("127.0.0.1:%d", o.BasePort-70+demoNodes)
+	centerLine := ""
+	if o.Center != nil {
+		centerLine = fmt.Sprintf("center: %s\ncatalogue_interval: 5s\n", centerQUIC)
 	}
 	var daemons []*Daemon
 	defer func() {
@@ -74,7 +83,7 @@ expect: %d
 peers: [%s, %s, %s]
 mdns: false
 tls: {ca: ca.crt, cert: node.crt, key: node.key}
-`, station, node, peers[i], o.BasePort+i, demoNodes, peers[0], peers[1], peers[2])
+%s`, station, node, peers[i], o.BasePort+i, demoNodes, peers[0], peers[1], peers[2], centerLine)
 		if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
@@ -115,12 +124,23 @@ tls: {ca: ca.crt, cert: node.crt, key: node.key}
 	if err != nil {
 		return fmt.Errorf("demo: sample cases: %w", err)
 	}
+	var center *Daemon
+	if o.Center != nil {
+		if center, err = startDemoCenter(wctx, o, caDir, centerQUIC, station, park[2], peers, items); err != nil {
+			return err
+		}
+		defer center.Close()
+	}
 
 	w := o.Out
 	fmt.Fprintf(w, "stationsync demo: station %s — %s %s（%s）\n", station, park[1], park[2], park[3])
 	fmt.Fprintf(w, "3 nodes on loopback, raft over QUIC with mutual TLS, leader %s; %d sample items and %d sample cases (DEMO-*) loaded\n\n", leader, len(items), nCases)
 	for i, d := range daemons {
 		fmt.Fprintf(w, "  pc-%d  API %s/v1/status   status page %s/   QUIC %s\n", i+1, d.APIURL(), d.APIURL(), peers[i])
+	}
+	if center != nil {
+		fmt.Fprintf(w, "  district center  dashboard %s/   stations %s/v1/stations   report %s/v1/reports/monthly.xlsx   QUIC %s\n",
+			center.APIURL(), center.APIURL(), center.APIURL(), centerQUIC)
 	}
 	fmt.Fprintf(w, `
 Try (a case written on pc-2 is on every PC at once):
@@ -137,6 +157,61 @@ Ctrl-C stops.
 	<-ctx.Done()
 	fmt.Fprintln(w, "\nstopping...")
 	return nil
+}
+
+// startDemoCenter starts the district center of the demo, which pulls
+// the station and publishes the sample items as the district catalogue.
+func startDemoCenter(ctx context.Context, o DemoOptions, caDir, quic, station, name string, peers []string, items []records.Item) (*Daemon, error) {
+	dir := filepath.Join(o.Dir, "center")
+	if _, err := os.Stat(filepath.Join(dir, "node.crt")); errors.Is(err, os.ErrNotExist) {
+		if err := pki.Issue(caDir, pki.Identity{Role: pki.RoleCenter, Node: "center-1"}, dir, 365*24*time.Hour); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "center.yaml")
+	cfgText := fmt.Sprintf(`# written by stationsync demo
+role: center
+node_id: center-1
+data_dir: data
+listen: %s
+api: 127.0.0.1:%d
+expect: 1
+mdns: false
+tls: {ca: ca.crt, cert: node.crt, key: node.key}
+pull_interval: 2s
+stations:
+  - {id: %s, name: %q, addresses: [%s]}
+`, quic, o.BasePort+demoNodes, station, name, strings.Join(peers, ", "))
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	cfg, err := LoadConfig(cfgPath, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "node.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	c := New(cfg, NewLogger(cfg.Log, logf), WithExtension(o.Center()))
+	if err := c.Open(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("demo: start the center: %w", err)
+	}
+	if _, err := c.Node().WaitLeader(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("demo: the center elected no leader: %w", err)
+	}
+	ops := make([]records.Op, len(items))
+	for i := range items {
+		it := items[i]
+		ops[i] = records.Op{Kind: records.OpPublishItem, Item: &it}
+	}
+	if _, err := c.Node().Submit(ctx, ops); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("demo: publish the district catalogue: %w", err)
+	}
+	return c, nil
 }
 
 // demoPark returns the first industrial park of the embedded annex.

@@ -23,6 +23,9 @@ type discoveredPeer struct {
 
 // openDiscovery starts mDNS advertising and browsing (when mdns is on).
 func (d *Daemon) openDiscovery() error {
+	if d.isCenter() {
+		return nil // center nodes list each other in peers:
+	}
 	_, portStr, _ := net.SplitHostPort(d.tr.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 	d.disc = discovery.New(discovery.Config{

@@ -5,35 +5,57 @@ import (
 	"time"
 
 	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/calendar"
 )
 
-// caseView is a case as the API shows it: with its deadline and overdue
+// CaseView is a case as the API shows it: with its deadline and overdue
 // flag computed from the holiday calendar at the time of the request.
-type caseView struct {
+type CaseView struct {
 	records.Case
 	Deadline *time.Time `json:"deadline"`
 	Overdue  bool       `json:"overdue"`
 }
 
-func (d *Daemon) caseView(r *http.Request, c records.Case) caseView {
-	v := caseView{Case: d.present(r, c)}
-	if dl, ok := c.Deadline(d.cal, d.loc); ok {
-		dl = dl.In(d.loc)
+// MakeCaseView builds the view of c: personal data masked unless full,
+// evaluators never shown.
+func MakeCaseView(c records.Case, cal *calendar.Calendar, loc *time.Location, full bool) CaseView {
+	shown := c.Masked()
+	if full {
+		shown = c.WithoutEvaluators()
+	}
+	v := CaseView{Case: shown}
+	if dl, ok := c.Deadline(cal, loc); ok {
+		dl = dl.In(loc)
 		v.Deadline = &dl
 	}
-	v.Overdue = c.Overdue(d.cal, d.loc, time.Now())
+	v.Overdue = c.Overdue(cal, loc, time.Now())
 	return v
 }
 
-// workOrderView is a work order with its due time and overdue flag.
-type workOrderView struct {
+// FullRequested says whether a request asks for unmasked data (?full=1).
+func FullRequested(r *http.Request) bool {
+	f := r.URL.Query().Get("full")
+	return f == "1" || f == "true"
+}
+
+func (d *Daemon) caseView(r *http.Request, c records.Case) CaseView {
+	return MakeCaseView(c, d.cal, d.loc, FullRequested(r))
+}
+
+// WorkOrderView is a work order with its due time and overdue flag.
+type WorkOrderView struct {
 	records.WorkOrder
 	Due     time.Time `json:"due"`
 	Overdue bool      `json:"overdue"`
 }
 
-func (d *Daemon) workOrderView(w records.WorkOrder) workOrderView {
-	return workOrderView{WorkOrder: w, Due: w.Due(d.cal, d.loc).In(d.loc), Overdue: w.Overdue(d.cal, d.loc, time.Now())}
+// MakeWorkOrderView builds the view of w.
+func MakeWorkOrderView(w records.WorkOrder, cal *calendar.Calendar, loc *time.Location) WorkOrderView {
+	return WorkOrderView{WorkOrder: w, Due: w.Due(cal, loc).In(loc), Overdue: w.Overdue(cal, loc, time.Now())}
+}
+
+func (d *Daemon) workOrderView(w records.WorkOrder) WorkOrderView {
+	return MakeWorkOrderView(w, d.cal, d.loc)
 }
 
 func (d *Daemon) handleMonthlyStats(w http.ResponseWriter, r *http.Request) {

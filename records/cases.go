@@ -155,8 +155,8 @@ func maskMiddle(s string, head, tail int) string {
 }
 
 // MaskChange masks the personal data in a feed change for display: the
-// applicant's ID number and phone of a case, and the evaluator of an
-// evaluation. Other changes carry none and are returned as they are.
+// applicant's ID number and phone of a case (also of a new case parked as
+// a conflict), and the evaluator of an evaluation. Other changes carry none and are returned as they are.
 func MaskChange(ch Change, full bool) (Change, error) {
 	switch ch.Kind {
 	case "case":
@@ -181,6 +181,25 @@ func MaskChange(ch Change, full bool) (Change, error) {
 		}
 		e.Evaluator = ""
 		b, err := json.Marshal(e)
+		if err != nil {
+			return ch, err
+		}
+		ch.Data = b
+	case "conflict":
+		var rec ConflictRecord
+		if err := json.Unmarshal(ch.Data, &rec); err != nil {
+			return ch, fmt.Errorf("decode conflict change %s: %w", ch.Key, err)
+		}
+		if !full {
+			rec = rec.Masked()
+		} else if rec.Op != nil && rec.Op.Evaluation != nil {
+			e := *rec.Op.Evaluation
+			e.Evaluator = ""
+			op := *rec.Op
+			op.Evaluation = &e
+			rec.Op = &op
+		}
+		b, err := json.Marshal(rec)
 		if err != nil {
 			return ch, err
 		}

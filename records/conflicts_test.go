@@ -1,6 +1,7 @@
 package records
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -114,5 +115,26 @@ func TestMaxHLCIsKept(t *testing.T) {
 	}
 	if h, err := MaxHLC(st); err != nil || h != latest {
 		t.Fatalf("MaxHLC = %q (%v), want %q", h, err, latest)
+	}
+}
+
+// The feed shows a parked new case's applicant masked.
+func TestConflictChangeIsMasked(t *testing.T) {
+	st, clock := testStation(t)
+	c := Case{ID: "c-9", ItemCode: "GONE", Channel: "window", Actor: "clerk",
+		Applicant: Applicant{Kind: "person", Name: "张三", IDNumber: "320507199001011234", Phone: "13912345678"}}
+	PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+	_, changes, err := Apply(st, Op{Kind: OpCreateCase, Case: &c, Offline: true})
+	if err != nil || len(changes) != 1 || changes[0].Kind != "conflict" {
+		t.Fatalf("changes %+v, %v", changes, err)
+	}
+	for _, full := range []bool{false, true} {
+		m, err := MaskChange(changes[0], full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if shown := strings.Contains(string(m.Data), c.Applicant.IDNumber); shown != full {
+			t.Fatalf("full=%v: ID number shown = %v: %s", full, shown, m.Data)
+		}
 	}
 }

@@ -27,6 +27,8 @@ type Op struct {
 	WorkOrderID    string          `json:"workorder_id,omitempty"`
 	WorkOrderEvent *WorkOrderEvent `json:"workorder_event,omitempty"`
 	ConflictID     string          `json:"conflict_id,omitempty"`
+	Pull           *PulledPage     `json:"pull,omitempty"`    // consolidate (center)
+	Station        string          `json:"station,omitempty"` // reread_station (center)
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	// Offline marks a write delivered from a node's outbox: one the merged
 	// history no longer allows is kept as a conflict, not refused
@@ -111,6 +113,18 @@ func apply(st State, op Op) (any, []Change, error) {
 			return nil, nil, Invalid("workorder_event", "and workorder_id are required for %s", op.Kind)
 		}
 		return workOrderEvent(st, op.WorkOrderID, *op.WorkOrderEvent)
+	case OpConsolidate:
+		if op.Pull == nil {
+			return nil, nil, Invalid("pull", "is required for %s", op.Kind)
+		}
+		return consolidate(st, *op.Pull)
+	case OpRereadStation:
+		return rereadStation(st, op.Station)
+	case OpPublishItem:
+		if op.Item == nil {
+			return nil, nil, Invalid("item", "is required for %s", op.Kind)
+		}
+		return publishItem(st, *op.Item)
 	case OpResolveConflict:
 		if op.Resolution == nil || op.ConflictID == "" {
 			return nil, nil, Invalid("resolution", "and conflict_id are required for %s", op.Kind)

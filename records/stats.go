@@ -155,17 +155,7 @@ func ComputeMonthlyStats(r Reader, station string, q StatsQuery) (MonthlyStats, 
 		}
 		s.rates()
 		out.Items = append(out.Items, *s)
-		t := &out.Total
-		t.Received += s.Received
-		t.Instant += s.Instant
-		t.Completed += s.Completed
-		t.CompletedOnTime += s.CompletedOnTime
-		t.Overdue += s.Overdue
-		t.Evaluated += s.Evaluated
-		t.Satisfied += s.Satisfied
-		t.BadReviews += s.BadReviews
-		t.OpenWorkOrders += s.OpenWorkOrders
-		t.OverdueWorkOrders += s.OverdueWorkOrders
+		out.Total.add(*s)
 	}
 	out.Total.rates()
 	slices.SortFunc(out.Items, func(a, b ItemStats) int {
@@ -178,6 +168,29 @@ func ComputeMonthlyStats(r Reader, station string, q StatsQuery) (MonthlyStats, 
 		return 0
 	})
 	return out, nil
+}
+
+func (t *ItemStats) add(s ItemStats) {
+	t.Received += s.Received
+	t.Instant += s.Instant
+	t.Completed += s.Completed
+	t.CompletedOnTime += s.CompletedOnTime
+	t.Overdue += s.Overdue
+	t.Evaluated += s.Evaluated
+	t.Satisfied += s.Satisfied
+	t.BadReviews += s.BadReviews
+	t.OpenWorkOrders += s.OpenWorkOrders
+	t.OverdueWorkOrders += s.OverdueWorkOrders
+}
+
+// SumStats adds up rows (stations' totals, say) into one, with its rates.
+func SumStats(rows []ItemStats) ItemStats {
+	var t ItemStats
+	for _, s := range rows {
+		t.add(s)
+	}
+	t.rates()
+	return t
 }
 
 func (s *ItemStats) rates() {

@@ -226,7 +226,7 @@ func (n *Node) forward(ctx context.Context, addr string, ops []records.Op) ([]Re
 	deadline, _ := ctx.Deadline()
 	resp, err := call(c, rpcRequest{Method: rpcApply, Ops: ops}, deadline)
 	if err != nil {
-		return nil, false, fmt.Errorf("forward to leader %s: %w", addr, err)
+		return nil, false, fmt.Errorf("%w: forward to leader %s: %v", ErrOutcomeUnknown, addr, err)
 	}
 	switch resp.Code {
 	case "":

@@ -27,8 +27,12 @@ import (
 // Errors a caller can act on.
 var (
 	// ErrNoLeader: no leader could be reached in time; the write was not
-	// made. Case writes fall back to the outbox (a later issue).
+	// made. Case writes fall back to the outbox (Record).
 	ErrNoLeader = errors.New("no leader reachable")
+	// ErrOutcomeUnknown: the write went to the leader but its answer was
+	// lost (the link broke); it may or may not be made. Repeating it with
+	// the same ids is safe.
+	ErrOutcomeUnknown = errors.New("the leader did not answer")
 	// ErrClosed: the node is shutting down.
 	ErrClosed = errors.New("node closed")
 	// ErrTooLarge: the ops do not fit one raft entry.
@@ -68,6 +72,9 @@ type Config struct {
 	// OutboxAfter: a case write not committed through a leader within it
 	// waits in the node's outbox (default 2s; outbox.go).
 	OutboxAfter time.Duration
+	// Location is the district's time zone, for monthly digests (UTC if
+	// nil).
+	Location *time.Location
 	// EncryptionKey (32 bytes) encrypts the raft log, the state store and
 	// the snapshots at rest; nil stores them in the clear.
 	EncryptionKey []byte
@@ -293,6 +300,8 @@ type FeedPage struct {
 	// Next is the since to ask for the following page: the last seq
 	// returned, or since itself when nothing is newer.
 	Next uint64 `json:"next"`
+	// Head is the last seq of the feed when the page was read.
+	Head uint64 `json:"head"`
 }
 
 // Feed returns up to limit changes with seq > since, in seq order.
@@ -302,6 +311,15 @@ func (n *Node) Feed(since uint64, limit int) (FeedPage, error) {
 	}
 	page := FeedPage{ClusterID: n.fsm.clusterID.Load().(string), Changes: []FeedChange{}, Next: since}
 	err := n.stateDB.View(func(txn *badger.Txn) error {
+		var err error
+		if page.Head, err = getUint64(txn, keySeq); err != nil {
+			return err
+		}
+		if id, err := getBytes(txn, keyClusterID); err != nil {
+			return err
+		} else if len(id) > 0 {
+			page.ClusterID = string(id)
+		}
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixFeed
 		it := txn.NewIterator(opts)
@@ -421,6 +439,9 @@ func stateName(s raft.RaftState) string {
 		return "shutdown"
 	}
 }
+
+// IsLeader says whether this node is the raft leader now.
+func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
 
 // Snapshot forces a raft snapshot (and log truncation past TrailingLogs).
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }

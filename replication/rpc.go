@@ -171,7 +171,7 @@ func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
 	switch {
 	case req.V != rpcVersion:
 		resp.Code, resp.Error = "version", fmt.Sprintf("rpc version %d not understood (this node speaks %d)", req.V, rpcVersion)
-	case peer.Role != pki.RoleStation || peer.Station != n.cfg.Station:
+	case peer.Role != n.tr.Identity().Role || peer.Station != n.cfg.Station: // not of this cluster
 		resp.Code, resp.Error = "refused", fmt.Sprintf("%s %s/%s may not call %s on station %s", peer.Role, peer.Station, peer.Node, req.Method, n.cfg.Station)
 	default:
 		n.handleRPC(peer, req, &resp)

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stationsync/stationsync/center"
 	"github.com/stationsync/stationsync/daemon"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records/itemfile"
@@ -119,7 +120,7 @@ func cmdDemo(args []string, out io.Writer) error {
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
-	return daemon.RunDemo(ctx, daemon.DemoOptions{Dir: *dir, BasePort: *base, Out: out})
+	return daemon.RunDemo(ctx, daemon.DemoOptions{Dir: *dir, BasePort: *base, Out: out, Center: func() daemon.Extension { return center.New() }})
 }
 
 // setFlags collects repeated --set key=value.
@@ -153,7 +154,11 @@ func cmdRun(args []string) error {
 	logger := daemon.NewLogger(cfg.Log, os.Stderr)
 	ctx, cancel := signalContext()
 	defer cancel()
-	return daemon.New(cfg, logger).Run(ctx)
+	var opts []daemon.Option
+	if cfg.Role == "center" {
+		opts = append(opts, daemon.WithExtension(center.New()))
+	}
+	return daemon.New(cfg, logger, opts...).Run(ctx)
 }
 
 func cmdCA(args []string, out io.Writer) error {

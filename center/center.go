@@ -1,0 +1,129 @@
+// Package center is the district center's role: it pulls every station's
+// change feed into one consolidated store, publishes the district's item
+// catalogue down to the stations, and shows the district on a dashboard
+// and in monthly reports.
+//
+// The center is a node like a station's (the same binary, config,
+// certificates, QUIC transport and replication node: one PC, or three for
+// a center that must survive a PC's loss); this package plugs into the
+// daemon as its Extension. The consolidated store is the center node's
+// replicated state: each station's records under its own key space
+// (records.StationReader), and per station a cursor. A pull writes a page
+// of a station's feed and the new cursor as one replicated op, so each
+// page is taken exactly once (records/consolidate.go).
+package center
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/stationsync/stationsync/daemon"
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/calendar"
+	"github.com/stationsync/stationsync/replication"
+	"github.com/stationsync/stationsync/replication/transport"
+)
+
+// Center is the district center's part of a center node.
+type Center struct {
+	node   *replication.Node
+	tr     *transport.Transport
+	loc    *time.Location
+	cal    *calendar.Calendar
+	logger *slog.Logger
+
+	stations []daemon.StationRef
+	interval time.Duration
+
+	mu    sync.Mutex
+	state map[string]*pullState // by station id
+
+	ready chan struct{} // closed by Start
+	stop  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// New returns the center's extension for daemon.WithExtension.
+func New() *Center {
+	return &Center{state: map[string]*pullState{}, ready: make(chan struct{}), stop: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+}
+
+// Start begins one pull loop per station of the config.
+func (c *Center) Start(h daemon.Host) error {
+	cfg := h.Config()
+	c.node, c.tr, c.loc, c.cal = h.Node(), h.Transport(), h.Location(), h.Calendar()
+	c.logger = h.Logger().With("component", "center")
+	c.stations, c.interval = cfg.Stations, time.Duration(cfg.PullInterval)
+	if len(c.stations) == 0 {
+		return errors.New("no stations configured")
+	}
+	for _, st := range c.stations {
+		ps := &pullState{station: st.ID, addresses: st.Addresses}
+		c.state[st.ID] = ps
+		c.wg.Add(1)
+		go c.runPull(ps)
+	}
+	close(c.ready)
+	c.logger.Info("district center running", "stations", len(c.stations), "pull_interval", c.interval)
+	return nil
+}
+
+// Close stops the pull loops.
+func (c *Center) Close() error {
+	select {
+	case <-c.stop:
+	default:
+		close(c.stop)
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// ServeFeed answers a station's catalogue fetch: the district items newer
+// than the versions it holds.
+func (c *Center) ServeFeed(conn net.Conn, peer pki.Identity) {
+	select {
+	case <-c.ready:
+	case <-c.stop:
+		conn.Close()
+		return
+	case <-time.After(5 * time.Second):
+	}
+	replication.ServeFeedWith(conn, peer, c.logger, func(req replication.FeedRequest) replication.FeedResponse {
+		select {
+		case <-c.ready:
+		default:
+			return replication.FeedResponse{Code: "starting", Error: "the center is starting"}
+		}
+		if peer.Role != pki.RoleStation {
+			return replication.FeedResponse{Code: "refused", Error: fmt.Sprintf("%s %s may not fetch the catalogue: station nodes only", peer.Role, peer.Node)}
+		}
+		if req.Method != replication.FeedMethodCatalogue {
+			return replication.FeedResponse{Code: "invalid", Error: fmt.Sprintf("the center does not serve %q", req.Method)}
+		}
+		var items []records.Item
+		err := c.node.View(func(r records.Reader) (err error) {
+			items, err = records.ItemsNewerThan(r, req.Have)
+			return err
+		})
+		if err != nil {
+			return replication.FeedResponse{Code: "internal", Error: err.Error()}
+		}
+		c.noteCatalogue(peer.Station)
+		return replication.FeedResponse{Catalogue: &replication.CatalogueDelta{Items: items}}
+	})
+}
+
+// noteCatalogue records a station's catalogue fetch as a contact.
+func (c *Center) noteCatalogue(station string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ps, ok := c.state[station]; ok {
+		ps.catalogueAt = time.Now()
+	}
+}

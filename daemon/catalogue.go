@@ -1,0 +1,127 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/replication"
+)
+
+// centerContact is when a station node last heard from the district
+// center: a feed read by the center, or a catalogue fetched from it.
+type centerContact struct {
+	mu      sync.Mutex
+	last    time.Time
+	lastErr string
+}
+
+func (c *centerContact) ok() {
+	c.mu.Lock()
+	c.last, c.lastErr = time.Now(), ""
+	c.mu.Unlock()
+}
+
+func (c *centerContact) failed(err error) {
+	c.mu.Lock()
+	c.lastErr = err.Error()
+	c.mu.Unlock()
+}
+
+func (c *centerContact) get() (time.Time, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, c.lastErr
+}
+
+// serveFeed answers the center's feed reads (replication.Node.ServeFeed)
+// and notes the contact.
+func (d *Daemon) serveFeed(c net.Conn, peer pki.Identity) {
+	if peer.Role == pki.RoleCenter {
+		d.center.ok()
+	}
+	d.node.ServeFeed(c, peer)
+}
+
+// runCatalogue: on the station's leader, every catalogue_interval, fetch
+// the district items newer than the station holds from the center and
+// apply them through raft (the center's version wins; local items stay).
+func (d *Daemon) runCatalogue() {
+	defer d.wg.Done()
+	interval := time.Duration(d.cfg.CatalogueInterval)
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-t.C:
+		}
+		t.Reset(interval)
+		if d.node.Status().State != "leader" {
+			continue
+		}
+		if err := d.fetchCatalogue(); err != nil {
+			d.center.failed(err)
+			d.logger.Warn("catalogue fetch from the center failed; retrying", "center", d.cfg.Center, "error", err)
+			continue
+		}
+		d.center.ok()
+	}
+}
+
+// fetchCatalogue fetches and applies one catalogue delta.
+func (d *Daemon) fetchCatalogue() error {
+	have := map[string]uint64{}
+	items, err := d.listItems()
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.Origin == records.OriginDistrict {
+			have[it.Code] = it.Version
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-d.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, replication.FeedRequest{Method: replication.FeedMethodCatalogue, Have: have})
+	if err != nil {
+		return err
+	}
+	if resp.Catalogue == nil || len(resp.Catalogue.Items) == 0 {
+		return nil
+	}
+	ops := make([]records.Op, 0, len(resp.Catalogue.Items))
+	for i := range resp.Catalogue.Items {
+		it := resp.Catalogue.Items[i]
+		if it.Origin != records.OriginDistrict || it.Version == 0 {
+			continue
+		}
+		ops = append(ops, records.Op{Kind: records.OpPutItem, Item: &it})
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), 32)
+		results, err := d.node.Submit(ctx, ops[:n])
+		if err != nil {
+			return err
+		}
+		for i, r := range results {
+			if r.Error != nil {
+				d.logger.Warn("district item refused", "item", ops[i].Item.Code, "error", r.Error)
+			}
+		}
+		ops = ops[n:]
+	}
+	d.logger.Info("district catalogue applied", "items", len(resp.Catalogue.Items))
+	return nil
+}

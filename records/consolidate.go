@@ -1,0 +1,333 @@
+package records
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// The district center's consolidated store. The center keeps each
+// station's records in the station's own key space ("s/<station>/" then
+// the keys a station uses), so every query and statistic of this package
+// works on one station through StationReader. A pull loop reads a
+// station's change feed in pages; each page and the station's new cursor
+// are applied in one op (OpConsolidate), so a page is taken exactly once
+// whatever is retried. Merging a change is idempotent too (events by id),
+// so re-reading a station from the start (a rebuilt station, a digest
+// mismatch) adds nothing twice.
+
+// Center op kinds.
+const (
+	OpConsolidate = "consolidate"  // a page of a station's feed and the new cursor
+	OpPublishItem = "publish_item" // the center changes a district item
+	// OpRereadStation sets a station's cursor back to 0 (digest mismatch).
+	OpRereadStation = "reread_station"
+)
+
+const (
+	prefixStation = "s/"
+	prefixCursor  = "center/cursor/"
+)
+
+// PulledChange is one change of a station's feed.
+type PulledChange struct {
+	Seq uint64 `json:"seq"`
+	Change
+}
+
+// PulledPage is a page of a station's feed, read from cursor From.
+type PulledPage struct {
+	Station   string         `json:"station"`
+	ClusterID string         `json:"cluster_id"`
+	From      uint64         `json:"from"` // the cursor the page was read after
+	Changes   []PulledChange `json:"changes"`
+	// Head is the station's last feed seq when the page was read.
+	Head uint64 `json:"head"`
+}
+
+// Cursor is how far the center has read a station's feed.
+type Cursor struct {
+	ClusterID string `json:"cluster_id"`
+	Seq       uint64 `json:"seq"`
+	Head      uint64 `json:"head"` // the station's feed head at the last pull
+	// Rereads counts full re-reads (new cluster id, digest mismatch).
+	Rereads int `json:"rereads"`
+}
+
+// StationReader is r seen through a station's key space at the center.
+func StationReader(r Reader, station string) Reader {
+	return prefixed{r: r, p: prefixStation + station + "/"}
+}
+
+type prefixed struct {
+	r  Reader
+	st State
+	p  string
+}
+
+func (p prefixed) Get(k string) ([]byte, error) {
+	if p.st != nil {
+		return p.st.Get(p.p + k)
+	}
+	return p.r.Get(p.p + k)
+}
+
+func (p prefixed) Set(k string, v []byte) error { return p.st.Set(p.p+k, v) }
+
+func (p prefixed) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
+	if after != "" {
+		after = p.p + after
+	}
+	return p.r.Scan(p.p+prefix, after, func(k string, v []byte) (bool, error) {
+		return fn(strings.TrimPrefix(k, p.p), v)
+	})
+}
+
+func stationState(st State, station string) State {
+	return prefixed{st: st, p: prefixStation + station + "/"}
+}
+
+// GetCursor returns the center's cursor for a station (zero if none).
+func GetCursor(r interface{ Get(string) ([]byte, error) }, station string) (Cursor, error) {
+	var c *Cursor
+	if err := getJSON(r, prefixCursor+station, &c); err != nil || c == nil {
+		return Cursor{}, err
+	}
+	return *c, nil
+}
+
+// consolidate applies a pulled page. A page read from another cursor than
+// the stored one (a retry of a page already taken, or a stale one) is a
+// repeat; a page of another cluster id than the stored one must start at
+// 0: the station was rebuilt, and is read again from its start.
+func consolidate(st State, pg PulledPage) (any, []Change, error) {
+	if !validRecordID(pg.Station) || pg.ClusterID == "" {
+		return nil, nil, Invalid("station", "a pulled page needs the station and its cluster id")
+	}
+	cur, err := GetCursor(st, pg.Station)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case cur.ClusterID != pg.ClusterID && pg.From != 0:
+		return cur, nil, nil // read under an older cluster id: the loop starts again
+	case cur.ClusterID != pg.ClusterID:
+		if cur.ClusterID != "" {
+			cur.Rereads++
+		}
+		cur.ClusterID, cur.Seq = pg.ClusterID, 0
+	case pg.From != cur.Seq:
+		return cur, nil, nil // taken before
+	}
+	ss := stationState(st, pg.Station)
+	for _, ch := range pg.Changes {
+		if ch.Seq <= cur.Seq {
+			continue
+		}
+		if err := mergeChange(ss, ch.Change); err != nil {
+			return nil, nil, fmt.Errorf("station %s change %d (%s %s): %w", pg.Station, ch.Seq, ch.Kind, ch.Key, err)
+		}
+		cur.Seq = ch.Seq
+	}
+	cur.Head = max(pg.Head, cur.Seq)
+	if _, err := setJSON(st, prefixCursor+pg.Station, cur); err != nil {
+		return nil, nil, err
+	}
+	return cur, nil, nil
+}
+
+// rereadStation sets a station's cursor back to the start, so the next
+// pull reads its whole feed again (merging is idempotent).
+func rereadStation(st State, station string) (any, []Change, error) {
+	cur, err := GetCursor(st, station)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cur.Seq == 0 {
+		return cur, nil, nil
+	}
+	cur.Seq = 0
+	cur.Rereads++
+	if _, err := setJSON(st, prefixCursor+station, cur); err != nil {
+		return nil, nil, err
+	}
+	return cur, nil, nil
+}
+
+// mergeChange merges one station change into the station's key space.
+// Every kind is idempotent: records are keyed by id and events merged by
+// id, so a change seen twice changes nothing.
+func mergeChange(st State, ch Change) error {
+	switch ch.Kind {
+	case "item":
+		return st.Set(prefixItem+ch.Key, ch.Data)
+	case "conflict":
+		return st.Set(prefixConflict+ch.Key, ch.Data)
+	case "case":
+		var c Case
+		if err := json.Unmarshal(ch.Data, &c); err != nil {
+			return err
+		}
+		return mergeCase(st, c.ID, func(old *Case) { mergeInto(old, c) }, &c)
+	case "event":
+		var ev Event
+		if err := json.Unmarshal(ch.Data, &ev); err != nil {
+			return err
+		}
+		return mergeCase(st, ch.Key, func(c *Case) {
+			if !hasEvent(*c, ev.ID) {
+				c.Events = append(c.Events, ev)
+			}
+		}, nil)
+	case "evaluation":
+		var e Evaluation
+		if err := json.Unmarshal(ch.Data, &e); err != nil {
+			return err
+		}
+		return mergeCase(st, ch.Key, func(c *Case) {
+			if !hasEvaluation(*c, e.ID) {
+				c.Evaluations = append(c.Evaluations, e)
+			}
+		}, nil)
+	case "workorder":
+		var w WorkOrder
+		if err := json.Unmarshal(ch.Data, &w); err != nil {
+			return err
+		}
+		var old *WorkOrder
+		if err := getJSON(st, prefixWorkOrder+w.ID, &old); err != nil {
+			return err
+		}
+		if old != nil {
+			for _, e := range old.Events {
+				if !hasWorkOrderEvent(w, e.ID) {
+					w.Events = append(w.Events, e)
+				}
+			}
+		}
+		w.Fold()
+		_, err := setJSON(st, prefixWorkOrder+w.ID, w)
+		return err
+	case "workorder_event":
+		var ev WorkOrderEvent
+		if err := json.Unmarshal(ch.Data, &ev); err != nil {
+			return err
+		}
+		var w *WorkOrder
+		if err := getJSON(st, prefixWorkOrder+ch.Key, &w); err != nil {
+			return err
+		}
+		if w == nil {
+			return fmt.Errorf("work order %s not known before its event", ch.Key)
+		}
+		if !hasWorkOrderEvent(*w, ev.ID) {
+			w.Events = append(w.Events, ev)
+		}
+		w.Fold()
+		_, err := setJSON(st, prefixWorkOrder+w.ID, w)
+		return err
+	default:
+		return fmt.Errorf("unknown change kind %q", ch.Kind)
+	}
+}
+
+// mergeCase loads case id, lets edit change it and stores it folded. A
+// missing case is created from fresh, or is an error when fresh is nil
+// (an event before its case: the feed never does that).
+func mergeCase(st State, id string, edit func(*Case), fresh *Case) error {
+	var c *Case
+	if err := getJSON(st, prefixCase+id, &c); err != nil {
+		return err
+	}
+	switch {
+	case c == nil && fresh == nil:
+		return fmt.Errorf("case %s not known before its event", id)
+	case c == nil:
+		c = fresh
+	default:
+		edit(c)
+	}
+	c.Fold()
+	_, err := setJSON(st, prefixCase+id, c)
+	return err
+}
+
+// mergeInto merges a case record seen again (a re-read) into old: its
+// events and evaluations by id.
+func mergeInto(old *Case, c Case) {
+	for _, e := range c.Events {
+		if !hasEvent(*old, e.ID) {
+			old.Events = append(old.Events, e)
+		}
+	}
+	for _, e := range c.Evaluations {
+		if !hasEvaluation(*old, e.ID) {
+			old.Evaluations = append(old.Evaluations, e)
+		}
+	}
+}
+
+func hasWorkOrderEvent(w WorkOrder, id string) bool {
+	for _, e := range w.Events {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// publishItem is the center changing a district item of its catalogue:
+// the version increases with every change, an unchanged item keeps it.
+func publishItem(st State, it Item) (any, []Change, error) {
+	it.Origin = OriginDistrict
+	it.Version = 1
+	if err := it.Validate(); err != nil {
+		return nil, nil, err
+	}
+	var old *Item
+	if err := getJSON(st, prefixItem+it.Code, &old); err != nil {
+		return nil, nil, err
+	}
+	if old != nil {
+		it.Version = old.Version
+		if sameItem(*old, it) {
+			return *old, nil, nil
+		}
+		it.Version = old.Version + 1
+	}
+	data, err := setJSON(st, prefixItem+it.Code, it)
+	if err != nil {
+		return nil, nil, err
+	}
+	return it, []Change{{Kind: "item", Key: it.Code, Data: data}}, nil
+}
+
+// ListCursors returns every station's cursor, by station id.
+func ListCursors(r Reader) (map[string]Cursor, error) {
+	out := map[string]Cursor{}
+	err := r.Scan(prefixCursor, "", func(k string, v []byte) (bool, error) {
+		var c Cursor
+		if err := json.Unmarshal(v, &c); err != nil {
+			return false, fmt.Errorf("decode %s: %w", k, err)
+		}
+		out[strings.TrimPrefix(k, prefixCursor)] = c
+		return true, nil
+	})
+	return out, err
+}
+
+// ItemsNewerThan returns the district items whose version is newer than
+// the versions a station has (by code; a missing code is version 0).
+func ItemsNewerThan(r Reader, have map[string]uint64) ([]Item, error) {
+	items, err := ListItems(r)
+	if err != nil {
+		return nil, err
+	}
+	out := []Item{}
+	for _, it := range items {
+		if it.Origin == OriginDistrict && it.Version > have[it.Code] {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}

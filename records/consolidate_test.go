@@ -1,0 +1,150 @@
+package records
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// feedOf applies ops at a station and returns the feed they make.
+type stationFeed struct {
+	st      memState
+	changes []PulledChange
+}
+
+func (f *stationFeed) apply(t *testing.T, op Op) {
+	t.Helper()
+	_, chs, err := Apply(f.st, op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chs {
+		f.changes = append(f.changes, PulledChange{Seq: uint64(len(f.changes) + 1), Change: ch})
+	}
+}
+
+// pull consolidates the feed into center from the center's cursor, in
+// pages of n, and returns how many ops were applied.
+func pull(t *testing.T, center memState, station, cluster string, f *stationFeed, n int) {
+	t.Helper()
+	for {
+		cur, err := GetCursor(center, station)
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := cur.Seq
+		if cur.ClusterID != cluster {
+			from = 0
+		}
+		if int(from) >= len(f.changes) {
+			return
+		}
+		end := min(int(from)+n, len(f.changes))
+		pg := PulledPage{Station: station, ClusterID: cluster, From: from, Changes: f.changes[from:end], Head: uint64(len(f.changes))}
+		for range 2 { // every page twice: a retry after a lost answer
+			if _, _, err := Apply(center, Op{Kind: OpConsolidate, Pull: &pg}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestConsolidationIsExactlyOnce(t *testing.T) {
+	st, clock := testStation(t)
+	f := &stationFeed{st: st}
+	for _, id := range []string{"c-1", "c-2", "c-3"} {
+		c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+		PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+		f.apply(t, Op{Kind: OpCreateCase, Case: &c})
+	}
+	for _, id := range []string{"c-1", "c-2"} {
+		ev := Event{Type: EventAccepted, Actor: "clerk"}
+		PrepareEvent(&ev, id, "pc-1", clock.Now())
+		f.apply(t, Op{Kind: OpAppendEvent, Event: &ev})
+	}
+	e := Evaluation{Level: "不满意", Channel: 4, Attempt: 1}
+	PrepareEvaluation(&e, "c-3", "pc-1", clock.Now(), 15)
+	f.apply(t, Op{Kind: OpEvaluate, Evaluation: &e})
+	wev := WorkOrderEvent{Type: WorkOrderVerifying, Actor: "chief"}
+	PrepareWorkOrderEvent(&wev, "pc-1", clock.Now())
+	f.apply(t, Op{Kind: OpWorkOrderEvent, WorkOrderID: "WO-c-3", WorkOrderEvent: &wev})
+
+	center := memState{}
+	pull(t, center, "XC-IP-01", "cluster-a", f, 2)
+	month := clock.Now().Time().In(time.UTC).Format("2006-01")
+	want, err := MonthDigest(st, month, time.UTC)
+	if err != nil || want.Count != 7 {
+		t.Fatalf("station digest %+v %v, want 7 records", want, err)
+	}
+	view := StationReader(center, "XC-IP-01")
+	if got, _ := MonthDigest(view, month, time.UTC); got != want {
+		t.Fatalf("center digest %+v, station %+v", got, want)
+	}
+	q := StatsQuery{Month: month, Location: time.UTC, Now: clock.Now().Time()}
+	ws, _ := ComputeMonthlyStats(st, "XC-IP-01", q)
+	gs, _ := ComputeMonthlyStats(view, "XC-IP-01", q)
+	if !reflect.DeepEqual(ws, gs) {
+		t.Fatalf("center stats differ:\n%+v\n%+v", gs, ws)
+	}
+	if cur, _ := GetCursor(center, "XC-IP-01"); cur.Seq != uint64(len(f.changes)) || cur.Head != cur.Seq {
+		t.Fatalf("cursor %+v after %d changes", cur, len(f.changes))
+	}
+
+	// The station rebuilt from scratch gets a new cluster id and the same
+	// records: the center reads it all again and doubles nothing.
+	pull(t, center, "XC-IP-01", "cluster-b", f, 3)
+	if got, _ := MonthDigest(view, month, time.UTC); got != want {
+		t.Fatalf("after re-reading: center digest %+v, station %+v", got, want)
+	}
+	if cur, _ := GetCursor(center, "XC-IP-01"); cur.ClusterID != "cluster-b" || cur.Rereads != 1 {
+		t.Fatalf("cursor %+v after the rebuild", cur)
+	}
+	// A page still in flight from the old cluster changes nothing.
+	stale := PulledPage{Station: "XC-IP-01", ClusterID: "cluster-a", From: 3, Changes: f.changes[3:5]}
+	if _, _, err := Apply(center, Op{Kind: OpConsolidate, Pull: &stale}); err != nil {
+		t.Fatal(err)
+	}
+	if cur, _ := GetCursor(center, "XC-IP-01"); cur.ClusterID != "cluster-b" {
+		t.Fatalf("a stale page moved the cursor: %+v", cur)
+	}
+	// A deleted event is detected by the digest; a re-read repairs it.
+	c1, _ := GetCase(view, "c-1")
+	c1.Events = c1.Events[:1]
+	if _, err := setJSON(stationState(center, "XC-IP-01"), prefixCase+"c-1", c1); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := MonthDigest(view, month, time.UTC); got == want {
+		t.Fatal("the digest did not change when an event was lost")
+	}
+	if _, _, err := Apply(center, Op{Kind: OpRereadStation, Station: "XC-IP-01"}); err != nil {
+		t.Fatal(err)
+	}
+	pull(t, center, "XC-IP-01", "cluster-b", f, 4)
+	if got, _ := MonthDigest(view, month, time.UTC); got != want {
+		t.Fatalf("after repair: center digest %+v, station %+v", got, want)
+	}
+}
+
+func TestPublishItemVersions(t *testing.T) {
+	center := memState{}
+	it := Item{Code: "XC-D-0001", Name: "企业开办", Type: ItemType{Code: "20"}}
+	for i, name := range []string{"企业开办", "企业开办", "企业开办一窗通办"} {
+		it.Name = name
+		v, _, err := Apply(center, Op{Kind: OpPublishItem, Item: &it})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := v.(Item)
+		want := []uint64{1, 1, 2}[i]
+		if got.Version != want || got.Origin != OriginDistrict {
+			t.Fatalf("publish %d: version %d origin %s, want %d district", i, got.Version, got.Origin, want)
+		}
+	}
+	newer, _ := ItemsNewerThan(center, map[string]uint64{"XC-D-0001": 1})
+	if len(newer) != 1 || newer[0].Version != 2 {
+		t.Fatalf("newer = %+v", newer)
+	}
+	if newer, _ := ItemsNewerThan(center, map[string]uint64{"XC-D-0001": 2}); len(newer) != 0 {
+		t.Fatalf("newer than current = %+v", newer)
+	}
+}
