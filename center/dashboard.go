@@ -294,7 +294,7 @@ a{color:#2f6fb0}
 <table id="stations">
 <tr><th>站点</th><th>同步状态</th><th>最后联系</th><th>滞后（条）</th><th>受理</th><th>办结</th><th>超期</th><th>评价率</th><th>满意率</th><th>未办结工单</th><th>超期工单</th><th>提示</th></tr>
 {{range .Stations}}<tr><td>{{.Name}}<br><small>{{.ID}}</small></td>
-<td><span class="dot {{.Sync}}"></span>{{.SyncText}}{{if .LastError}}<br><small title="{{.LastError}}">连接失败</small>{{end}}{{range .Digests}}{{if not .Match}}<br><small class="bad">{{.Month}} 数据核对不一致，正在重新读取</small>{{end}}{{end}}</td>
+<td><span class="dot {{.Sync}}"></span>{{.SyncText}}{{if .LastError}}<br><small title="{{.LastError}}">连接失败</small>{{end}}{{range .Digests}}{{if not .Match}}<br><small class="bad">{{.Month}} 数据核对不一致（站点 {{.Station.Count}} 条，中心 {{.Center.Count}} 条）{{if .Persistent}}：站点缺少中心已有的记录，请核查{{else}}，正在重新读取{{end}}</small>{{end}}{{end}}</td>
 <td>{{.Contact}}</td><td class="n">{{.LagEvents}}</td>
 <td class="n">{{.Stats.Received}}</td><td class="n">{{.Stats.Completed}}</td><td class="n">{{.Stats.Overdue}}</td>
 <td class="n">{{pct .Stats.EvaluationRate}}</td><td class="n">{{pct .Stats.Satisfaction}}</td>

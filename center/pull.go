@@ -34,7 +34,8 @@ type pullState struct {
 	catalogueAt time.Time // the station's leader last fetched the catalogue
 
 	verifiedAt time.Time
-	digests    map[string]digestState // by month
+	digests    map[string]digestState    // by month
+	rereadFor  map[string]records.Digest // the station's digest a re-read was started for, by month
 }
 
 // digestState is the last comparison of a month's digests.
@@ -44,6 +45,10 @@ type digestState struct {
 	Station records.Digest `json:"station"`
 	Center  records.Digest `json:"center"`
 	At      time.Time      `json:"at"`
+	// Persistent: a re-read did not make them equal (the station lost
+	// records the center keeps, e.g. it was rebuilt from scratch); no
+	// more re-reads until the station's records change.
+	Persistent bool `json:"persistent,omitempty"`
 }
 
 // runPull pulls one station until Close: at once, then every pull
@@ -258,7 +263,7 @@ func (c *Center) verify(ps *pullState) {
 
 func allMatch(ds map[string]digestState) bool {
 	for _, d := range ds {
-		if !d.Match {
+		if !d.Match && !d.Persistent {
 			return false
 		}
 	}
@@ -303,6 +308,24 @@ func (c *Center) verifyMonth(ps *pullState, month string) error {
 	if ds.Match {
 		if seen && !was.Match {
 			c.logger.Info("station records match again after the re-read", "station", ps.station, "month", month)
+		}
+		return nil
+	}
+	c.mu.Lock()
+	if ps.rereadFor == nil {
+		ps.rereadFor = map[string]records.Digest{}
+	}
+	again := ps.rereadFor[month] == sd.Digest
+	ps.rereadFor[month] = sd.Digest
+	if again {
+		ds.Persistent = true
+		ps.digests[month] = ds
+	}
+	c.mu.Unlock()
+	if again {
+		if !was.Persistent {
+			c.logger.Warn("a station's month still differs from the center's copy after a re-read: the station no longer has records the center keeps (rebuilt from scratch?); the center keeps them",
+				"station", ps.station, "month", month, "station_count", sd.Count, "center_count", cd.Count)
 		}
 		return nil
 	}
