@@ -20,6 +20,8 @@ func (c *Center) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/cases/{id}", c.handleGetCase)
 	mux.HandleFunc("GET /v1/stats/monthly", c.handleMonthlyStats)
 	mux.HandleFunc("GET /v1/workorders", c.handleListWorkOrders)
+	mux.HandleFunc("POST /v1/cases/{id}/evaluations", c.handleEvaluation)
+	mux.HandleFunc("POST /v1/workorders/{id}/events", c.handleWorkOrderEvent)
 	mux.HandleFunc("GET /v1/catalogue/items", c.handleListCatalogue)
 	mux.HandleFunc("PUT /v1/catalogue/items/{code}", c.handlePutCatalogueItem)
 	mux.HandleFunc("GET /v1/reports/monthly.xlsx", c.handleReport)

@@ -37,8 +37,11 @@ type Center struct {
 	cal    *calendar.Calendar
 	logger *slog.Logger
 
-	stations []daemon.StationRef
-	interval time.Duration
+	stations      []daemon.StationRef
+	interval      time.Duration
+	nodeID        string
+	workOrderDays int
+	clock         *records.Clock
 
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
@@ -59,6 +62,7 @@ func (c *Center) Start(h daemon.Host) error {
 	c.node, c.tr, c.loc, c.cal = h.Node(), h.Transport(), h.Location(), h.Calendar()
 	c.logger = h.Logger().With("component", "center")
 	c.stations, c.interval = cfg.Stations, time.Duration(cfg.PullInterval)
+	c.nodeID, c.workOrderDays, c.clock = cfg.NodeID, cfg.WorkOrderDays, records.NewClock(nil)
 	if len(c.stations) == 0 {
 		return errors.New("no stations configured")
 	}
@@ -106,16 +110,19 @@ func (c *Center) ServeFeed(conn net.Conn, peer pki.Identity) {
 		if req.Method != replication.FeedMethodCatalogue {
 			return replication.FeedResponse{Code: "invalid", Error: fmt.Sprintf("the center does not serve %q", req.Method)}
 		}
-		var items []records.Item
+		var delta replication.CatalogueDelta
 		err := c.node.View(func(r records.Reader) (err error) {
-			items, err = records.ItemsNewerThan(r, req.Have)
+			if delta.Items, err = records.ItemsNewerThan(r, req.Have); err != nil {
+				return err
+			}
+			delta.Events, err = records.CenterEventsAfter(r, peer.Station, req.EventsAfter, 200)
 			return err
 		})
 		if err != nil {
 			return replication.FeedResponse{Code: "internal", Error: err.Error()}
 		}
 		c.noteCatalogue(peer.Station)
-		return replication.FeedResponse{Catalogue: &replication.CatalogueDelta{Items: items}}
+		return replication.FeedResponse{Catalogue: &delta}
 	})
 }
 

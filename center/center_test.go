@@ -284,6 +284,32 @@ func TestCenterConsolidatesAndPublishes(t *testing.T) {
 	// The XLSX report's district totals equal /v1/stats/monthly.
 	checkReport(t, c)
 
+	// A bad review taken at the center by a phone call-back reaches the
+	// station, which opens a work order; the station rectifies it; the
+	// center sees it replied.
+	if code := call(t, c, "POST", "/v1/cases/case-1-0/evaluations?station=XC-B", map[string]any{"level": "非常不满意", "channel": 6, "text": "电话回访：材料退回两次"}, nil); code != 202 {
+		t.Fatalf("center evaluation: %d", code)
+	}
+	if code := call(t, c, "POST", "/v1/cases/case-1-0/evaluations?station=XC-B", map[string]any{"level": "满意", "channel": 6}, nil); code != 409 {
+		t.Fatalf("a second first evaluation at the center: %d, want 409", code)
+	}
+	eventually(t, "the work order is open at station XC-B", func() bool {
+		var wo daemon.WorkOrderView
+		return call(t, b, "GET", "/v1/workorders/WO-case-1-0", nil, &wo) == 200 && wo.State == "open"
+	})
+	for _, typ := range []string{"verifying", "rectifying", "replied"} {
+		if code := call(t, b, "POST", "/v1/workorders/WO-case-1-0/events", map[string]any{"type": typ, "actor": "chief-b", "note": "已整改"}, nil); code != 201 {
+			t.Fatalf("work order %s at the station: %d", typ, code)
+		}
+	}
+	eventually(t, "the center sees the work order replied", func() bool {
+		var wos struct {
+			WorkOrders []daemon.WorkOrderView `json:"workorders"`
+		}
+		call(t, c, "GET", "/v1/workorders?station=XC-B", nil, &wos)
+		return len(wos.WorkOrders) == 1 && wos.WorkOrders[0].State == "replied" && wos.WorkOrders[0].Level == "非常不满意"
+	})
+
 	// The center stops; the stations go on; the center catches up with
 	// no gap and no duplicate.
 	d.stop("center")

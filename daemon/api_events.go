@@ -59,8 +59,9 @@ func (d *Daemon) handleCaseEvent(w http.ResponseWriter, r *http.Request) {
 	d.answerCase(w, r, records.Op{Kind: records.OpAppendEvent, Event: &ev}, caseID, map[string]any{"event": ev})
 }
 
-// evaluationBody is POST /v1/cases/{id}/evaluations.
-type evaluationBody struct {
+// EvaluationBody is POST /v1/cases/{id}/evaluations (at a station and at
+// the center).
+type EvaluationBody struct {
 	ID        string `json:"id"`
 	Level     string `json:"level"`
 	Channel   int    `json:"channel"`
@@ -69,15 +70,21 @@ type evaluationBody struct {
 	Evaluator string `json:"evaluator"`
 }
 
-func (d *Daemon) handleEvaluation(w http.ResponseWriter, r *http.Request) {
-	var b evaluationBody
-	if !d.decodeBody(w, r, &b) {
-		return
-	}
+// Evaluation is the evaluation the body describes (first attempt unless
+// it says otherwise), not yet validated or prepared.
+func (b EvaluationBody) Evaluation() records.Evaluation {
 	if b.Attempt == 0 {
 		b.Attempt = 1
 	}
-	e := records.Evaluation{ID: b.ID, Level: b.Level, Channel: b.Channel, Text: b.Text, Attempt: b.Attempt, Evaluator: b.Evaluator}
+	return records.Evaluation{ID: b.ID, Level: b.Level, Channel: b.Channel, Text: b.Text, Attempt: b.Attempt, Evaluator: b.Evaluator}
+}
+
+func (d *Daemon) handleEvaluation(w http.ResponseWriter, r *http.Request) {
+	var b EvaluationBody
+	if !d.decodeBody(w, r, &b) {
+		return
+	}
+	e := b.Evaluation()
 	if err := e.Validate(); err != nil {
 		writeDomainError(w, err)
 		return
@@ -203,8 +210,9 @@ func (d *Daemon) pendingOps(id string) ([]records.Op, error) {
 	return ops, nil
 }
 
-// workOrderEventBody is POST /v1/workorders/{id}/events.
-type workOrderEventBody struct {
+// WorkOrderEventBody is POST /v1/workorders/{id}/events (at a station and
+// at the center).
+type WorkOrderEventBody struct {
 	ID       string `json:"id"`
 	Type     string `json:"type"`
 	Actor    string `json:"actor"`
@@ -213,12 +221,18 @@ type workOrderEventBody struct {
 	Note     string `json:"note"`
 }
 
+// Event is the work-order event the body describes, not yet validated or
+// prepared.
+func (b WorkOrderEventBody) Event() records.WorkOrderEvent {
+	return records.WorkOrderEvent{ID: b.ID, Type: b.Type, Actor: b.Actor, Owner: b.Owner, Approver: b.Approver, Note: b.Note}
+}
+
 func (d *Daemon) handleWorkOrderEvent(w http.ResponseWriter, r *http.Request) {
-	var b workOrderEventBody
+	var b WorkOrderEventBody
 	if !d.decodeBody(w, r, &b) {
 		return
 	}
-	ev := records.WorkOrderEvent{ID: b.ID, Type: b.Type, Actor: b.Actor, Owner: b.Owner, Approver: b.Approver, Note: b.Note}
+	ev := b.Event()
 	if err := ev.Validate(); err != nil {
 		writeDomainError(w, err)
 		return

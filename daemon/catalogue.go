@@ -94,11 +94,21 @@ func (d *Daemon) fetchCatalogue() error {
 		case <-ctx.Done():
 		}
 	}()
-	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, replication.FeedRequest{Method: replication.FeedMethodCatalogue, Have: have})
+	var after uint64
+	if err := d.node.View(func(r records.Reader) (err error) { after, err = records.CenterCursor(r); return err }); err != nil {
+		return err
+	}
+	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, replication.FeedRequest{Method: replication.FeedMethodCatalogue, Have: have, EventsAfter: after})
 	if err != nil {
 		return err
 	}
-	if resp.Catalogue == nil || len(resp.Catalogue.Items) == 0 {
+	if resp.Catalogue == nil {
+		return nil
+	}
+	if err := d.applyCenterEvents(ctx, resp.Catalogue.Events); err != nil {
+		return err
+	}
+	if len(resp.Catalogue.Items) == 0 {
 		return nil
 	}
 	ops := make([]records.Op, 0, len(resp.Catalogue.Items))
@@ -123,5 +133,34 @@ func (d *Daemon) fetchCatalogue() error {
 		ops = ops[n:]
 	}
 	d.logger.Info("district catalogue applied", "items", len(resp.Catalogue.Items))
+	return nil
+}
+
+// applyCenterEvents applies center-side events (a call-back evaluation, a
+// work-order approval) as offline writes, so one the station's history no
+// longer allows is kept as a conflict; each batch carries the new cursor,
+// so an event is taken once.
+func (d *Daemon) applyCenterEvents(ctx context.Context, events []records.CenterEvent) error {
+	for len(events) > 0 {
+		n := min(len(events), 32)
+		ops := make([]records.Op, 0, n+1)
+		for _, e := range events[:n] {
+			op := e.Op
+			op.Offline = true
+			ops = append(ops, op)
+		}
+		ops = append(ops, records.Op{Kind: records.OpCenterCursor, Seq: events[n-1].Seq})
+		results, err := d.node.Submit(ctx, ops)
+		if err != nil {
+			return err
+		}
+		for i, r := range results {
+			if r.Error != nil {
+				d.logger.Warn("center-side event refused", "kind", ops[i].Kind, "case", records.CaseOf(ops[i]), "error", r.Error)
+			}
+		}
+		d.logger.Info("center-side events applied", "events", n)
+		events = events[n:]
+	}
 	return nil
 }

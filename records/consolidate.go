@@ -331,3 +331,140 @@ func ItemsNewerThan(r Reader, have map[string]uint64) ([]Item, error) {
 	}
 	return out, nil
 }
+
+// Center-side events: evaluations given online or by a phone call-back,
+// and work-order steps taken at the center (an approval, say). The center
+// records one for a station (OpCenterEvent): it goes into the station's
+// outgoing queue and into the center's copy at once. The station's leader
+// fetches the queue after its cursor and applies the events as offline
+// writes (kept as conflicts, never dropped, if its history no longer
+// allows them) together with the new cursor (OpCenterCursor). The
+// station's feed brings them back to the center, where merging by id
+// changes nothing.
+const (
+	OpCenterEvent  = "center_event"
+	OpCenterCursor = "center_cursor"
+
+	prefixOut       = "center/out/"
+	keyCenterCursor = "meta/center_events"
+)
+
+// CenterEvent is one queued center-side event for a station.
+type CenterEvent struct {
+	Seq uint64 `json:"seq"`
+	Op  Op     `json:"op"`
+}
+
+func outKey(station string, seq uint64) string {
+	return fmt.Sprintf("%s%s/%016d", prefixOut, station, seq)
+}
+
+// centerEvent queues op (an evaluation or a work-order event, fully
+// prepared) for station and merges it into the center's copy.
+func centerEvent(st State, station string, op Op) (any, []Change, error) {
+	if !validRecordID(station) {
+		return nil, nil, Invalid("station", "%q is not a station id", station)
+	}
+	ss := stationState(st, station)
+	var ch Change
+	switch {
+	case op.Evaluation != nil:
+		e := *op.Evaluation
+		if err := e.Validate(); err != nil {
+			return nil, nil, err
+		}
+		c, err := loadCase(ss, e.CaseID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if hasEvaluation(*c, e.ID) {
+			return *c, nil, nil
+		}
+		for _, prev := range c.Evaluations {
+			if prev.Attempt == e.Attempt {
+				return nil, nil, Conflict("case %s already has its %s evaluation (一事一评)", c.ID, attemptName(e.Attempt))
+			}
+		}
+		op = Op{Kind: OpEvaluate, Evaluation: &e}
+		ch = Change{Kind: "evaluation", Key: e.CaseID}
+		ch.Data, err = json.Marshal(e)
+		if err != nil {
+			return nil, nil, err
+		}
+	case op.WorkOrderEvent != nil && op.WorkOrderID != "":
+		ev := *op.WorkOrderEvent
+		if err := ev.Validate(); err != nil {
+			return nil, nil, err
+		}
+		var w *WorkOrder
+		if err := getJSON(ss, prefixWorkOrder+op.WorkOrderID, &w); err != nil {
+			return nil, nil, err
+		}
+		if w == nil {
+			return nil, nil, NotFound("work order %q of station %s not found", op.WorkOrderID, station)
+		}
+		if hasWorkOrderEvent(*w, ev.ID) {
+			return *w, nil, nil
+		}
+		op = Op{Kind: OpWorkOrderEvent, WorkOrderID: op.WorkOrderID, WorkOrderEvent: &ev}
+		ch = Change{Kind: "workorder_event", Key: op.WorkOrderID}
+		var err error
+		if ch.Data, err = json.Marshal(ev); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, Invalid("op", "a center-side event is an evaluation or a work-order event")
+	}
+	seqKey := prefixOut + station + "/~seq"
+	var seq uint64
+	if err := getJSON(st, seqKey, &seq); err != nil {
+		return nil, nil, err
+	}
+	seq++
+	if _, err := setJSON(st, outKey(station, seq), CenterEvent{Seq: seq, Op: op}); err != nil {
+		return nil, nil, err
+	}
+	if _, err := setJSON(st, seqKey, seq); err != nil {
+		return nil, nil, err
+	}
+	if err := mergeChange(ss, ch); err != nil {
+		return nil, nil, err
+	}
+	return CenterEvent{Seq: seq, Op: op}, nil, nil
+}
+
+// CenterEventsAfter returns up to limit events queued for station after
+// seq, in order.
+func CenterEventsAfter(r Reader, station string, after uint64, limit int) ([]CenterEvent, error) {
+	out := []CenterEvent{}
+	err := r.Scan(prefixOut+station+"/0", outKey(station, after), func(k string, v []byte) (bool, error) {
+		var e CenterEvent
+		if err := json.Unmarshal(v, &e); err != nil {
+			return false, fmt.Errorf("decode %s: %w", k, err)
+		}
+		out = append(out, e)
+		return len(out) < limit, nil
+	})
+	return out, err
+}
+
+// centerCursor records (at a station) the last center-side event applied.
+func centerCursor(st State, seq uint64) (any, []Change, error) {
+	var old uint64
+	if err := getJSON(st, keyCenterCursor, &old); err != nil {
+		return nil, nil, err
+	}
+	if seq > old {
+		if _, err := setJSON(st, keyCenterCursor, seq); err != nil {
+			return nil, nil, err
+		}
+	}
+	return max(seq, old), nil, nil
+}
+
+// CenterCursor is the last center-side event a station applied.
+func CenterCursor(r Reader) (uint64, error) {
+	var seq uint64
+	err := getJSON(r, keyCenterCursor, &seq)
+	return seq, err
+}

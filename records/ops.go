@@ -28,7 +28,8 @@ type Op struct {
 	WorkOrderEvent *WorkOrderEvent `json:"workorder_event,omitempty"`
 	ConflictID     string          `json:"conflict_id,omitempty"`
 	Pull           *PulledPage     `json:"pull,omitempty"`    // consolidate (center)
-	Station        string          `json:"station,omitempty"` // reread_station (center)
+	Station        string          `json:"station,omitempty"` // reread_station, center_event (center)
+	Seq            uint64          `json:"seq,omitempty"`     // center_cursor (station)
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	// Offline marks a write delivered from a node's outbox: one the merged
 	// history no longer allows is kept as a conflict, not refused
@@ -118,6 +119,10 @@ func apply(st State, op Op) (any, []Change, error) {
 			return nil, nil, Invalid("pull", "is required for %s", op.Kind)
 		}
 		return consolidate(st, *op.Pull)
+	case OpCenterEvent:
+		return centerEvent(st, op.Station, op)
+	case OpCenterCursor:
+		return centerCursor(st, op.Seq)
 	case OpRereadStation:
 		return rereadStation(st, op.Station)
 	case OpPublishItem:

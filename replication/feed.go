@@ -20,7 +20,8 @@ import (
 //
 //	feed      center -> station node: a page of the change feed, unmasked
 //	digest    center -> station node: count and digest of a month's records
-//	catalogue station leader -> center: district items newer than it has
+//	catalogue station leader -> center: district items newer than it has,
+//	          and the center-side events after its cursor
 //
 // A station node answers feed and digest only to a certificate of role
 // center; the center answers catalogue only to station certificates, for
@@ -40,6 +41,9 @@ type FeedRequest struct {
 	Month  string `json:"month,omitempty"` // digest
 	// Have is the district items' versions the station holds (catalogue).
 	Have map[string]uint64 `json:"have,omitempty"`
+	// EventsAfter is the last center-side event the station applied
+	// (catalogue).
+	EventsAfter uint64 `json:"events_after,omitempty"`
 }
 
 // FeedResponse is the answer on a feed stream.
@@ -64,6 +68,9 @@ type StationDigest struct {
 // CatalogueDelta is what a station's leader fetches from the center.
 type CatalogueDelta struct {
 	Items []records.Item `json:"items"`
+	// Events are center-side events for the station (evaluations given
+	// at the center, work-order steps taken there), in order.
+	Events []records.CenterEvent `json:"events"`
 }
 
 // ServeFeed answers one feed request from peer. A station node serves
