@@ -16,6 +16,9 @@ import (
 // dashboard.
 func (c *Center) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations", c.handleStations)
+	mux.HandleFunc("GET /v1/mirror", func(w http.ResponseWriter, r *http.Request) {
+		daemon.WriteJSON(w, http.StatusOK, c.mirror.view())
+	})
 	mux.HandleFunc("GET /v1/cases", c.handleListCases)
 	mux.HandleFunc("GET /v1/cases/{id}", c.handleGetCase)
 	mux.HandleFunc("GET /v1/stats/monthly", c.handleMonthlyStats)

@@ -46,6 +46,8 @@ type Center struct {
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
 
+	mirror mirrorState
+
 	ready chan struct{} // closed by Start
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -71,6 +73,11 @@ func (c *Center) Start(h daemon.Host) error {
 		c.state[st.ID] = ps
 		c.wg.Add(1)
 		go c.runPull(ps)
+	}
+	if cfg.PostgresURL != "" {
+		c.mirror.enabled = true
+		c.wg.Add(1)
+		go c.runMirror(cfg.PostgresURL)
 	}
 	close(c.ready)
 	c.logger.Info("district center running", "stations", len(c.stations), "pull_interval", c.interval)

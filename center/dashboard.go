@@ -266,6 +266,7 @@ func pct(p *float64) string {
 var dashboardPage = template.Must(template.New("dashboard").Funcs(template.FuncMap{"pct": pct}).Parse(`<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta http-equiv="refresh" content="30">
+<link rel="icon" href="data:,">
 <title>政务服务站数据中心 {{.Month}}</title>
 <style>
 body{font-family:system-ui,"Microsoft YaHei","PingFang SC","Noto Sans CJK SC",sans-serif;margin:1.5em 2em;color:#222;background:#fafafa}

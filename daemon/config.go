@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -42,9 +43,12 @@ type Config struct {
 	Stations               []StationRef `yaml:"stations"`
 	CADir                  string       `yaml:"ca_dir"`
 	PullInterval           Duration     `yaml:"pull_interval"`
-	CatalogueInterval      Duration     `yaml:"catalogue_interval"`
-	Timezone               string       `yaml:"timezone"`
-	WorkOrderDays          int          `yaml:"work_order_days"` // due time of a bad-review work order, working days
+	// PostgresURL (center): mirror consolidated cases into PostgreSQL;
+	// empty (default): no mirror.
+	PostgresURL       string   `yaml:"postgres_url"`
+	CatalogueInterval Duration `yaml:"catalogue_interval"`
+	Timezone          string   `yaml:"timezone"`
+	WorkOrderDays     int      `yaml:"work_order_days"` // due time of a bad-review work order, working days
 	// OutboxAfter: a case write not committed through the leader within it
 	// is kept in this PC's outbox (202 pending).
 	OutboxAfter Duration `yaml:"outbox_after"`
@@ -425,6 +429,11 @@ func (c *Config) Validate() error {
 		}
 		if c.PullInterval < Duration(time.Second) {
 			return bad("pull_interval", "must be at least 1s, got %s", time.Duration(c.PullInterval))
+		}
+		if c.PostgresURL != "" {
+			if u, err := url.Parse(c.PostgresURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+				return bad("postgres_url", "must be a URL like postgres://user:password@host:5432/dbname")
+			}
 		}
 	default:
 		return bad("role", "%q must be station or center", c.Role)

@@ -115,3 +115,12 @@ func TestDetectAdvertise(t *testing.T) {
 		}
 	}
 }
+
+// The example configs in configs/ load.
+func TestExampleConfigsLoad(t *testing.T) {
+	for _, name := range []string{"station.yaml", "center.yaml"} {
+		if _, err := LoadConfig(filepath.Join("..", "configs", name), nil, nil); err != nil {
+			t.Errorf("configs/%s: %v", name, err)
+		}
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"strings"
 )
 
-// The district center's consolidated store. The center keeps each
+// The district center's consolidated store. Merged changes also go to the
+// center's own change feed with keys "<station>/<key>", which a mirror
+// (PostgreSQL) follows. The center keeps each
 // station's records in the station's own key space ("s/<station>/" then
 // the keys a station uses), so every query and statistic of this package
 // works on one station through StationReader. A pull loop reads a
@@ -120,6 +122,7 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		return cur, nil, nil // taken before
 	}
 	ss := stationState(st, pg.Station)
+	var changes []Change
 	for _, ch := range pg.Changes {
 		if ch.Seq <= cur.Seq {
 			continue
@@ -127,13 +130,20 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		if err := mergeChange(ss, ch.Change); err != nil {
 			return nil, nil, fmt.Errorf("station %s change %d (%s %s): %w", pg.Station, ch.Seq, ch.Kind, ch.Key, err)
 		}
+		changes = append(changes, Change{Kind: ch.Kind, Key: pg.Station + "/" + ch.Key, Data: ch.Data})
 		cur.Seq = ch.Seq
 	}
 	cur.Head = max(pg.Head, cur.Seq)
 	if _, err := setJSON(st, prefixCursor+pg.Station, cur); err != nil {
 		return nil, nil, err
 	}
-	return cur, nil, nil
+	return cur, changes, nil
+}
+
+// SplitCenterKey splits the key of a change in the center's own feed
+// ("<station>/<key>": what consolidating added, for mirrors).
+func SplitCenterKey(k string) (station, key string, ok bool) {
+	return strings.Cut(k, "/")
 }
 
 // rereadStation sets a station's cursor back to the start, so the next
@@ -430,7 +440,8 @@ func centerEvent(st State, station string, op Op) (any, []Change, error) {
 	if err := mergeChange(ss, ch); err != nil {
 		return nil, nil, err
 	}
-	return CenterEvent{Seq: seq, Op: op}, nil, nil
+	ch.Key = station + "/" + ch.Key
+	return CenterEvent{Seq: seq, Op: op}, []Change{ch}, nil
 }
 
 // CenterEventsAfter returns up to limit events queued for station after
