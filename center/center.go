@@ -18,9 +18,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/stationsync/stationsync/configs/holidays"
 	"github.com/stationsync/stationsync/daemon"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
@@ -46,7 +49,8 @@ type Center struct {
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
 
-	mirror mirrorState
+	mirror   mirrorState
+	settings records.Settings // for every station: work-order due time, holiday calendar
 
 	ready chan struct{} // closed by Start
 	stop  chan struct{}
@@ -68,6 +72,11 @@ func (c *Center) Start(h daemon.Host) error {
 	if len(c.stations) == 0 {
 		return errors.New("no stations configured")
 	}
+	settings, err := districtSettings(cfg)
+	if err != nil {
+		return err
+	}
+	c.settings = settings
 	for _, st := range c.stations {
 		ps := &pullState{station: st.ID, addresses: st.Addresses}
 		c.state[st.ID] = ps
@@ -125,6 +134,10 @@ func (c *Center) ServeFeed(conn net.Conn, peer pki.Identity) {
 			delta.Events, err = records.CenterEventsAfter(r, peer.Station, req.EventsAfter, 200)
 			return err
 		})
+		if req.SettingsVersion != c.settings.Version {
+			s := c.settings
+			delta.Settings = &s
+		}
 		if err != nil {
 			return replication.FeedResponse{Code: "internal", Error: err.Error()}
 		}
@@ -140,4 +153,36 @@ func (c *Center) noteCatalogue(station string) {
 	if ps, ok := c.state[station]; ok {
 		ps.catalogueAt = time.Now()
 	}
+}
+
+// districtSettings are the settings the center gives every station: its
+// work_order_days and the holiday calendar, the embedded year files with
+// those of holidays_dir (if set) added or replacing them.
+func districtSettings(cfg daemon.Config) (records.Settings, error) {
+	files, err := holidays.Default()
+	if err != nil {
+		return records.Settings{}, err
+	}
+	if cfg.HolidaysDir != "" {
+		names, err := filepath.Glob(filepath.Join(cfg.HolidaysDir, "*.yaml"))
+		if err != nil {
+			return records.Settings{}, err
+		}
+		for _, n := range names {
+			b, err := os.ReadFile(n)
+			if err != nil {
+				return records.Settings{}, fmt.Errorf("holidays_dir: %w", err)
+			}
+			files[filepath.Base(n)] = b
+		}
+	}
+	if _, err := calendar.Parse(files); err != nil {
+		return records.Settings{}, fmt.Errorf("holiday calendar: %w", err)
+	}
+	s := records.Settings{WorkOrderDays: cfg.WorkOrderDays, Holidays: map[string]string{}}
+	for n, b := range files {
+		s.Holidays[n] = string(b)
+	}
+	s.Seal()
+	return s, nil
 }

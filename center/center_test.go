@@ -232,7 +232,30 @@ func caseIDs(t *testing.T, n *daemon.Daemon, path string) []string {
 func TestCenterConsolidatesAndPublishes(t *testing.T) {
 	d := newDistrict(t, "XC-A", "XC-B")
 	a, b := d.startStation("XC-A"), d.startStation("XC-B")
-	c := d.startCenter("XC-A", "XC-B")
+	// The center's settings: work orders due in 10 working days, and a
+	// holiday calendar with one more year.
+	hol := filepath.Join(d.dir, "holidays")
+	os.MkdirAll(hol, 0o755)
+	if err := os.WriteFile(filepath.Join(hol, "2027.yaml"), []byte("year: 2027\nholidays:\n  - 2027-01-01\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("work_order_days: 10\nholidays_dir: %s\n", hol)
+	c := d.startCenterWith(extra, "XC-A", "XC-B")
+	eventually(t, "both stations use the center's settings", func() bool {
+		for _, n := range []*daemon.Daemon{a, b} {
+			var st struct {
+				Center struct {
+					SettingsVersion string `json:"settings_version"`
+					WorkOrderDays   int    `json:"work_order_days"`
+				} `json:"center"`
+			}
+			call(t, n, "GET", "/v1/status", nil, &st)
+			if st.Center.SettingsVersion == "" || st.Center.WorkOrderDays != 10 {
+				return false
+			}
+		}
+		return true
+	})
 
 	// The district item list reaches both stations; a station keeps its
 	// own local item.
@@ -278,7 +301,7 @@ func TestCenterConsolidatesAndPublishes(t *testing.T) {
 		WorkOrders []daemon.WorkOrderView `json:"workorders"`
 	}
 	call(t, c, "GET", "/v1/workorders?status=open", nil, &wos)
-	if len(wos.WorkOrders) != 1 || wos.WorkOrders[0].Station != "XC-A" {
+	if len(wos.WorkOrders) != 1 || wos.WorkOrders[0].Station != "XC-A" || wos.WorkOrders[0].DueDays != 10 {
 		t.Fatalf("open work orders at the center: %+v", wos.WorkOrders)
 	}
 	if code := call(t, c, "GET", "/v1/cases?station=XC-Z", nil, nil); code != 400 {
@@ -333,7 +356,7 @@ func TestCenterConsolidatesAndPublishes(t *testing.T) {
 	// Meanwhile one event is lost from the center's store (a disk fault, a
 	// bad restore): the digest check finds it and a re-read repairs it.
 	loseEvent(t, filepath.Join(d.dir, "center"), "s/XC-A/case/case-0-0")
-	c = d.startCenter("XC-A", "XC-B")
+	c = d.startCenterWith(extra, "XC-A", "XC-B")
 	eventually(t, "the center caught up and repaired the lost event", func() bool {
 		if !caughtUp(t, c, a, "XC-A") {
 			return false

@@ -238,6 +238,10 @@ type centerStatus struct {
 	Address     string     `json:"address,omitempty"`
 	LastContact *time.Time `json:"last_contact"`
 	LastError   string     `json:"last_error,omitempty"`
+	// SettingsVersion is the version of the center's settings in use
+	// (holiday calendar, work-order due days); "" while none arrived.
+	SettingsVersion string `json:"settings_version"`
+	WorkOrderDays   int    `json:"work_order_days"`
 }
 
 // outboxStatus: the writes waiting in this PC's outbox.
@@ -284,7 +288,7 @@ func (d *Daemon) status() statusBody {
 
 func (d *Daemon) centerStatus() centerStatus {
 	last, lastErr := d.center.get()
-	cs := centerStatus{Address: d.cfg.Center, LastError: lastErr}
+	cs := centerStatus{Address: d.cfg.Center, LastError: lastErr, SettingsVersion: d.setVer.Load().(string), WorkOrderDays: int(d.wod.Load())}
 	if !last.IsZero() {
 		cs.LastContact = &last
 	}

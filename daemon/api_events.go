@@ -94,7 +94,7 @@ func (d *Daemon) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	records.PrepareEvaluation(&e, caseID, d.cfg.NodeID, d.clock.Now(), d.cfg.WorkOrderDays)
+	records.PrepareEvaluation(&e, caseID, d.cfg.NodeID, d.clock.Now(), int(d.wod.Load()))
 	shown := e
 	shown.Evaluator = ""
 	d.answerCase(w, r, records.Op{Kind: records.OpEvaluate, Evaluation: &e}, caseID, map[string]any{"evaluation": shown})

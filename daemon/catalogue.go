@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/calendar"
 	"github.com/stationsync/stationsync/replication"
 )
 
@@ -61,7 +63,8 @@ func (d *Daemon) runCatalogue() {
 		case <-t.C:
 		}
 		t.Reset(interval)
-		if d.node.Status().State != "leader" {
+		d.useSettings() // followers learn the settings through raft
+		if !d.node.IsLeader() {
 			continue
 		}
 		if err := d.fetchCatalogue(); err != nil {
@@ -98,12 +101,18 @@ func (d *Daemon) fetchCatalogue() error {
 	if err := d.node.View(func(r records.Reader) (err error) { after, err = records.CenterCursor(r); return err }); err != nil {
 		return err
 	}
-	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, replication.FeedRequest{Method: replication.FeedMethodCatalogue, Have: have, EventsAfter: after})
+	req := replication.FeedRequest{Method: replication.FeedMethodCatalogue, Have: have, EventsAfter: after, SettingsVersion: d.setVer.Load().(string)}
+	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, req)
 	if err != nil {
 		return err
 	}
 	if resp.Catalogue == nil {
 		return nil
+	}
+	if s := resp.Catalogue.Settings; s != nil {
+		if err := d.storeSettings(ctx, *s); err != nil {
+			return err
+		}
 	}
 	if err := d.applyCenterEvents(ctx, resp.Catalogue.Events); err != nil {
 		return err
@@ -163,4 +172,50 @@ func (d *Daemon) applyCenterEvents(ctx context.Context, events []records.CenterE
 		events = events[n:]
 	}
 	return nil
+}
+
+// storeSettings stores the center's settings in the station's replicated
+// state (every node of the station takes them from there).
+func (d *Daemon) storeSettings(ctx context.Context, s records.Settings) error {
+	if _, err := calendar.Parse(holidayFiles(s)); err != nil {
+		return fmt.Errorf("the center's holiday calendar: %w", err)
+	}
+	results, err := d.node.Submit(ctx, []records.Op{{Kind: records.OpPutSettings, Settings: &s}})
+	if err != nil {
+		return err
+	}
+	if e := results[0].Error; e != nil {
+		return e
+	}
+	d.useSettings()
+	return nil
+}
+
+func holidayFiles(s records.Settings) map[string][]byte {
+	files := make(map[string][]byte, len(s.Holidays))
+	for n, b := range s.Holidays {
+		files[n] = []byte(b)
+	}
+	return files
+}
+
+// useSettings switches to the center's settings stored in the station's
+// state, if they are newer than the ones in use.
+func (d *Daemon) useSettings() {
+	var s *records.Settings
+	if err := d.node.View(func(r records.Reader) (err error) { s, err = records.GetSettings(r); return err }); err != nil || s == nil {
+		return
+	}
+	if s.Version == d.setVer.Load().(string) {
+		return
+	}
+	cal, err := calendar.Parse(holidayFiles(*s))
+	if err != nil {
+		d.logger.Warn("the center's holiday calendar does not parse; keeping the current one", "error", err)
+		return
+	}
+	d.cal.Store(cal)
+	d.wod.Store(int64(s.WorkOrderDays))
+	d.setVer.Store(s.Version)
+	d.logger.Info("using the district center's settings", "version", s.Version, "work_order_days", s.WorkOrderDays, "calendar_years", len(s.Holidays))
 }

@@ -43,6 +43,9 @@ type Config struct {
 	Stations               []StationRef `yaml:"stations"`
 	CADir                  string       `yaml:"ca_dir"`
 	PullInterval           Duration     `yaml:"pull_interval"`
+	// HolidaysDir (center): holiday calendar year files (2027.yaml, ...)
+	// that add to or replace the embedded ones; distributed to stations.
+	HolidaysDir string `yaml:"holidays_dir"`
 	// PostgresURL (center): mirror consolidated cases into PostgreSQL;
 	// empty (default): no mirror.
 	PostgresURL       string   `yaml:"postgres_url"`
@@ -367,6 +370,7 @@ func (c *Config) resolvePaths() {
 	abs(&c.APITokenFile)
 	abs(&c.DataDir)
 	abs(&c.CADir)
+	abs(&c.HolidaysDir)
 	if c.EncryptionKeyFile == "" {
 		c.EncryptionKeyFile = "data.key"
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // station PCs (Windows) may have no zoneinfo
 
@@ -46,7 +47,9 @@ type Daemon struct {
 	cfg    Config
 	logger *slog.Logger
 	loc    *time.Location
-	cal    *calendar.Calendar
+	cal    atomic.Pointer[calendar.Calendar] // the center's calendar once fetched, else the embedded one
+	wod    atomic.Int64                      // work-order due days: the center's setting, else the config's
+	setVer atomic.Value                      // version of the center's settings in use ("" for none)
 	clock  *records.Clock
 	token  string
 	start  time.Time
@@ -99,9 +102,13 @@ func (d *Daemon) Open() (err error) {
 	if err != nil {
 		return fmt.Errorf("holiday calendar: %w", err)
 	}
-	if d.cal, err = calendar.Parse(files); err != nil {
+	cal, err := calendar.Parse(files)
+	if err != nil {
 		return fmt.Errorf("holiday calendar: %w", err)
 	}
+	d.cal.Store(cal)
+	d.wod.Store(int64(d.cfg.WorkOrderDays))
+	d.setVer.Store("")
 	d.clock = records.NewClock(nil)
 	if d.cfg.APITokenFile != "" {
 		b, err := os.ReadFile(d.cfg.APITokenFile)
@@ -208,6 +215,7 @@ func (d *Daemon) Open() (err error) {
 		return fmt.Errorf("read the latest timestamp: %w", err)
 	}
 	d.clock.Observe(latest)
+	d.useSettings()
 	if d.isCenter() {
 		if err := d.ext.Start(d); err != nil {
 			return fmt.Errorf("center: %w", err)

@@ -54,7 +54,7 @@ func (d *Daemon) Transport() *transport.Transport { return d.tr }
 func (d *Daemon) Location() *time.Location { return d.loc }
 
 // Calendar returns the holiday calendar.
-func (d *Daemon) Calendar() *calendar.Calendar { return d.cal }
+func (d *Daemon) Calendar() *calendar.Calendar { return d.cal.Load() }
 
 // Logger returns the node's logger.
 func (d *Daemon) Logger() *slog.Logger { return d.logger }

@@ -39,7 +39,7 @@ func FullRequested(r *http.Request) bool {
 }
 
 func (d *Daemon) caseView(r *http.Request, c records.Case) CaseView {
-	return MakeCaseView(c, d.cal, d.loc, FullRequested(r))
+	return MakeCaseView(c, d.cal.Load(), d.loc, FullRequested(r))
 }
 
 // WorkOrderView is a work order with its due time and overdue flag.
@@ -55,7 +55,7 @@ func MakeWorkOrderView(w records.WorkOrder, cal *calendar.Calendar, loc *time.Lo
 }
 
 func (d *Daemon) workOrderView(w records.WorkOrder) WorkOrderView {
-	return MakeWorkOrderView(w, d.cal, d.loc)
+	return MakeWorkOrderView(w, d.cal.Load(), d.loc)
 }
 
 func (d *Daemon) handleMonthlyStats(w http.ResponseWriter, r *http.Request) {
@@ -65,7 +65,7 @@ func (d *Daemon) handleMonthlyStats(w http.ResponseWriter, r *http.Request) {
 	}
 	var st records.MonthlyStats
 	err := d.node.View(func(rd records.Reader) (err error) {
-		st, err = records.ComputeMonthlyStats(rd, d.cfg.StationID, records.StatsQuery{Month: month, Location: d.loc, Calendar: d.cal, Now: time.Now()})
+		st, err = records.ComputeMonthlyStats(rd, d.cfg.StationID, records.StatsQuery{Month: month, Location: d.loc, Calendar: d.cal.Load(), Now: time.Now()})
 		return err
 	})
 	if err != nil {

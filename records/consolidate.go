@@ -173,6 +173,8 @@ func mergeChange(st State, ch Change) error {
 		return st.Set(prefixItem+ch.Key, ch.Data)
 	case "conflict":
 		return st.Set(prefixConflict+ch.Key, ch.Data)
+	case "settings":
+		return st.Set(keySettings, ch.Data)
 	case "case":
 		var c Case
 		if err := json.Unmarshal(ch.Data, &c); err != nil {

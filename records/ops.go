@@ -27,9 +27,10 @@ type Op struct {
 	WorkOrderID    string          `json:"workorder_id,omitempty"`
 	WorkOrderEvent *WorkOrderEvent `json:"workorder_event,omitempty"`
 	ConflictID     string          `json:"conflict_id,omitempty"`
-	Pull           *PulledPage     `json:"pull,omitempty"`    // consolidate (center)
-	Station        string          `json:"station,omitempty"` // reread_station, center_event (center)
-	Seq            uint64          `json:"seq,omitempty"`     // center_cursor (station)
+	Pull           *PulledPage     `json:"pull,omitempty"`     // consolidate (center)
+	Station        string          `json:"station,omitempty"`  // reread_station, center_event (center)
+	Seq            uint64          `json:"seq,omitempty"`      // center_cursor (station)
+	Settings       *Settings       `json:"settings,omitempty"` // put_settings (station)
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	// Offline marks a write delivered from a node's outbox: one the merged
 	// history no longer allows is kept as a conflict, not refused
@@ -119,6 +120,11 @@ func apply(st State, op Op) (any, []Change, error) {
 			return nil, nil, Invalid("pull", "is required for %s", op.Kind)
 		}
 		return consolidate(st, *op.Pull)
+	case OpPutSettings:
+		if op.Settings == nil {
+			return nil, nil, Invalid("settings", "are required for %s", op.Kind)
+		}
+		return putSettings(st, *op.Settings)
 	case OpCenterEvent:
 		return centerEvent(st, op.Station, op)
 	case OpCenterCursor:

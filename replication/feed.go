@@ -44,6 +44,9 @@ type FeedRequest struct {
 	// EventsAfter is the last center-side event the station applied
 	// (catalogue).
 	EventsAfter uint64 `json:"events_after,omitempty"`
+	// SettingsVersion is the version of the center's settings the station
+	// holds (catalogue); "" for none.
+	SettingsVersion string `json:"settings_version,omitempty"`
 }
 
 // FeedResponse is the answer on a feed stream.
@@ -71,6 +74,9 @@ type CatalogueDelta struct {
 	// Events are center-side events for the station (evaluations given
 	// at the center, work-order steps taken there), in order.
 	Events []records.CenterEvent `json:"events"`
+	// Settings are the center's settings when they differ from the
+	// version the station holds.
+	Settings *records.Settings `json:"settings,omitempty"`
 }
 
 // ServeFeed answers one feed request from peer. A station node serves
