@@ -429,19 +429,10 @@ func (d *Daemon) handleCreateCase(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	// Checked here too (applying checks it again), so that a case for an
-	// unknown item is refused at once even on a PC cut off from the leader.
-	err := d.node.View(func(rd records.Reader) error {
-		_, err := records.GetItem(rd, c.ItemCode)
-		if de, ok := records.AsError(err); ok && de.Code == records.CodeNotFound {
-			return records.Invalid("item_code", "%q is not on this station's item list", c.ItemCode)
-		}
-		return err
-	})
-	if err != nil {
-		writeDomainError(w, err)
-		return
-	}
+	// Whether the item is on the list is decided when the case is applied
+	// (this PC's copy of the list may lag by a moment): online, an unknown
+	// item is refused (400); a case kept offline for an item the station
+	// no longer has is kept as a conflict.
 	records.PrepareCase(&c, d.cfg.StationID, d.cfg.NodeID, d.clock.Now())
 	d.answerCase(w, r, records.Op{Kind: records.OpCreateCase, Case: &c}, c.ID, nil)
 }

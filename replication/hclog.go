@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -44,7 +45,15 @@ func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
 	if a.name != "" {
 		args = append([]any{"raft_component", a.name}, args...)
 	}
-	a.l.Log(ctx, sl, msg, append(append([]any{}, a.args...), args...)...)
+	all := append(append([]any{}, a.args...), args...)
+	for i, v := range all {
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 { // hclog.Fmt: a format and its args
+			if format, ok := f[0].(string); ok {
+				all[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
+	a.l.Log(ctx, sl, msg, all...)
 }
 
 func (a *hclogAdapter) Trace(msg string, args ...any) { a.Log(hclog.Trace, msg, args...) }
