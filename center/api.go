@@ -16,6 +16,7 @@ import (
 // dashboard.
 func (c *Center) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/stations", c.handleStations)
+	mux.HandleFunc("POST /v1/tokens", c.handleNewToken)
 	mux.HandleFunc("GET /v1/mirror", func(w http.ResponseWriter, r *http.Request) {
 		daemon.WriteJSON(w, http.StatusOK, c.mirror.view())
 	})

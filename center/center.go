@@ -45,6 +45,8 @@ type Center struct {
 	nodeID        string
 	workOrderDays int
 	clock         *records.Clock
+	caDir         string
+	certValidity  time.Duration
 
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
@@ -69,6 +71,12 @@ func (c *Center) Start(h daemon.Host) error {
 	c.logger = h.Logger().With("component", "center")
 	c.stations, c.interval = cfg.Stations, time.Duration(cfg.PullInterval)
 	c.nodeID, c.workOrderDays, c.clock = cfg.NodeID, cfg.WorkOrderDays, records.NewClock(nil)
+	c.caDir, c.certValidity = cfg.CADir, time.Duration(cfg.CertValidity)
+	if c.caDir != "" {
+		if _, err := pki.CAFingerprint(c.caDir); err != nil {
+			return fmt.Errorf("ca_dir: %w", err)
+		}
+	}
 	if len(c.stations) == 0 {
 		return errors.New("no stations configured")
 	}
@@ -122,6 +130,9 @@ func (c *Center) ServeFeed(conn net.Conn, peer pki.Identity) {
 		}
 		if peer.Role != pki.RoleStation {
 			return replication.FeedResponse{Code: "refused", Error: fmt.Sprintf("%s %s may not fetch the catalogue: station nodes only", peer.Role, peer.Node)}
+		}
+		if req.Method == replication.FeedMethodRenew {
+			return c.renew(peer, req.CSR)
 		}
 		if req.Method != replication.FeedMethodCatalogue {
 			return replication.FeedResponse{Code: "invalid", Error: fmt.Sprintf("the center does not serve %q", req.Method)}

@@ -80,11 +80,7 @@ func (d *district) open(name, path string, opts ...daemon.Option) *daemon.Daemon
 	if err != nil {
 		d.t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if os.Getenv("STATIONSYNC_TEST_LOG") != "" {
-		logger = daemon.NewLogger(cfg.Log, os.Stderr).With("test", name)
-	}
-	n := daemon.New(cfg, logger, opts...)
+	n := daemon.New(cfg, testLogger(name), opts...)
 	if err := n.Open(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -95,6 +91,14 @@ func (d *district) open(name, path string, opts ...daemon.Option) *daemon.Daemon
 		d.t.Fatalf("%s: %v", name, err)
 	}
 	return n
+}
+
+// testLogger discards logs unless STATIONSYNC_TEST_LOG is set.
+func testLogger(name string) *slog.Logger {
+	if os.Getenv("STATIONSYNC_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", name)
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // startStation starts station st's one node.

@@ -23,6 +23,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /v1/members", d.handleListMembers)
 	mux.HandleFunc("DELETE /v1/members/{id}", d.handleRemoveMember)
 	mux.Handle("GET /metrics", d.metrics.handler())
+	mux.HandleFunc("GET /v1/backup", d.handleBackup)
 	if d.isCenter() {
 		mux.HandleFunc("GET /node", d.handleStatusPage)
 		d.ext.Routes(mux)
@@ -230,6 +231,15 @@ type statusBody struct {
 	Warnings []string `json:"warnings"`
 	// Center is the station's contact with the district center.
 	Center centerStatus `json:"center"`
+	// Certificate is this node's certificate: when it expires and the last
+	// renewal error.
+	Certificate certStatus `json:"certificate"`
+}
+
+type certStatus struct {
+	NotAfter     time.Time `json:"not_after"`
+	DaysLeft     int       `json:"days_left"`
+	RenewalError string    `json:"renewal_error,omitempty"`
 }
 
 // centerStatus: when the center last read this station's feed or served
@@ -276,14 +286,38 @@ func (d *Daemon) status() statusBody {
 			State: s.State, Term: s.Term, Leader: s.Leader, LeaderAddress: s.LeaderAddress,
 			AppliedIndex: s.AppliedIndex, CommitIndex: s.CommitIndex, LastLogIndex: s.LastLogIndex, Address: s.Address,
 		},
-		Members:    s.Members,
-		Discovered: d.discovered(),
-		Feed:       feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
-		Outbox:     outboxView(s.Outbox),
-		Conflicts:  d.openConflicts(),
-		Warnings:   d.clockWarnings(s.Members),
-		Center:     d.centerStatus(),
+		Members:     s.Members,
+		Discovered:  d.discovered(),
+		Feed:        feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
+		Outbox:      outboxView(s.Outbox),
+		Conflicts:   d.openConflicts(),
+		Warnings:    append(d.clockWarnings(s.Members), d.certWarnings()...),
+		Center:      d.centerStatus(),
+		Certificate: d.certStatus(),
 	}
+}
+
+func (d *Daemon) certStatus() certStatus {
+	leaf := d.tls.Leaf()
+	return certStatus{NotAfter: leaf.NotAfter, DaysLeft: int(time.Until(leaf.NotAfter).Hours() / 24), RenewalError: d.renewErr.Load().(string)}
+}
+
+// certWarnings warns 30 days before this node's certificate expires.
+func (d *Daemon) certWarnings() []string {
+	cs := d.certStatus()
+	if time.Until(cs.NotAfter) >= 30*24*time.Hour {
+		return nil
+	}
+	w := fmt.Sprintf("this node's certificate expires on %s (%d days left)", cs.NotAfter.Format("2006-01-02"), cs.DaysLeft)
+	switch {
+	case cs.RenewalError != "":
+		w += ": renewal at the center fails: " + cs.RenewalError
+	case d.cfg.Center == "":
+		w += ": no center: is set to renew it; issue a new one with `stationsync ca issue` and replace node.crt and node.key"
+	default:
+		w += ": it is renewed at the center automatically"
+	}
+	return []string{w}
 }
 
 func (d *Daemon) centerStatus() centerStatus {

@@ -43,6 +43,9 @@ type Config struct {
 	Stations               []StationRef `yaml:"stations"`
 	CADir                  string       `yaml:"ca_dir"`
 	PullInterval           Duration     `yaml:"pull_interval"`
+	// CertValidity (center): lifetime of the certificates it signs at
+	// enrollment and renewal.
+	CertValidity Duration `yaml:"cert_validity"`
 	// HolidaysDir (center): holiday calendar year files (2027.yaml, ...)
 	// that add to or replace the embedded ones; distributed to stations.
 	HolidaysDir string `yaml:"holidays_dir"`
@@ -148,6 +151,7 @@ func DefaultConfig() Config {
 		WorkOrderDays:     15,
 		BootstrapWindow:   Duration(30 * time.Second),
 		OutboxAfter:       Duration(2 * time.Second),
+		CertValidity:      Duration(365 * 24 * time.Hour),
 		MaxClockSkew:      Duration(5 * time.Second),
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
@@ -433,6 +437,9 @@ func (c *Config) Validate() error {
 		}
 		if c.PullInterval < Duration(time.Second) {
 			return bad("pull_interval", "must be at least 1s, got %s", time.Duration(c.PullInterval))
+		}
+		if c.CertValidity < Duration(10*time.Second) {
+			return bad("cert_validity", "must be at least 10s (days are usual: 8760h), got %s", time.Duration(c.CertValidity))
 		}
 		if c.PostgresURL != "" {
 			if u, err := url.Parse(c.PostgresURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {

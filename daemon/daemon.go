@@ -44,15 +44,16 @@ func NewLogger(c LogConfig, w io.Writer) *slog.Logger {
 // Daemon is one running node. New does no I/O; Open starts the pieces in
 // order; Close stops them in reverse and is safe to call twice.
 type Daemon struct {
-	cfg    Config
-	logger *slog.Logger
-	loc    *time.Location
-	cal    atomic.Pointer[calendar.Calendar] // the center's calendar once fetched, else the embedded one
-	wod    atomic.Int64                      // work-order due days: the center's setting, else the config's
-	setVer atomic.Value                      // version of the center's settings in use ("" for none)
-	clock  *records.Clock
-	token  string
-	start  time.Time
+	cfg      Config
+	logger   *slog.Logger
+	loc      *time.Location
+	cal      atomic.Pointer[calendar.Calendar] // the center's calendar once fetched, else the embedded one
+	wod      atomic.Int64                      // work-order due days: the center's setting, else the config's
+	setVer   atomic.Value                      // version of the center's settings in use ("" for none)
+	renewErr atomic.Value                      // the last certificate renewal error ("" for none)
+	clock    *records.Clock
+	token    string
+	start    time.Time
 
 	tls  *pki.TLS
 	tr   *transport.Transport
@@ -109,6 +110,7 @@ func (d *Daemon) Open() (err error) {
 	d.cal.Store(cal)
 	d.wod.Store(int64(d.cfg.WorkOrderDays))
 	d.setVer.Store("")
+	d.renewErr.Store("")
 	d.clock = records.NewClock(nil)
 	if d.cfg.APITokenFile != "" {
 		b, err := os.ReadFile(d.cfg.APITokenFile)
@@ -192,6 +194,9 @@ func (d *Daemon) Open() (err error) {
 	}, d.tr)
 	if d.isCenter() {
 		d.tr.Handle(transport.KindFeed, d.ext.ServeFeed)
+		if e, ok := d.ext.(Enroller); ok {
+			d.tr.HandleEnroll(e.ServeEnroll)
+		}
 	} else {
 		d.tr.Handle(transport.KindFeed, d.serveFeed)
 	}
@@ -221,8 +226,9 @@ func (d *Daemon) Open() (err error) {
 			return fmt.Errorf("center: %w", err)
 		}
 	} else if d.cfg.Center != "" {
-		d.wg.Add(1)
+		d.wg.Add(2)
 		go d.runCatalogue()
+		go d.runRenewal()
 	}
 
 	// 6. Local API.

@@ -28,6 +28,12 @@ type Extension interface {
 	Close() error
 }
 
+// Enroller is an Extension that enrolls new nodes (the center): it
+// answers enrollment connections (transport.EnrollALPN).
+type Enroller interface {
+	ServeEnroll(c net.Conn, remote net.Addr)
+}
+
 // Host is what a running node offers an Extension.
 type Host interface {
 	Config() Config

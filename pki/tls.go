@@ -26,6 +26,7 @@ import (
 type TLS struct {
 	caFile, certFile, keyFile string
 	roots                     *x509.CertPool
+	caDER                     [][]byte
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
@@ -63,13 +64,15 @@ func LoadTLS(caFile, certFile, keyFile string) (*TLS, error) {
 		return nil, fmt.Errorf("load TLS: CA file %s: %w", caFile, err)
 	}
 	roots := x509.NewCertPool()
+	var caDER [][]byte
 	for _, c := range caCerts {
 		if !c.IsCA {
 			return nil, fmt.Errorf("load TLS: CA file %s: certificate %q is not a CA", caFile, c.Subject.CommonName)
 		}
 		roots.AddCert(c)
+		caDER = append(caDER, c.Raw)
 	}
-	t := &TLS{caFile: caFile, certFile: certFile, keyFile: keyFile, roots: roots}
+	t := &TLS{caFile: caFile, certFile: certFile, keyFile: keyFile, roots: roots, caDER: caDER}
 	certStamp, err := stampOf(certFile)
 	if err != nil {
 		return nil, fmt.Errorf("load TLS: certificate file: %w", err)
@@ -165,6 +168,16 @@ func (t *TLS) Identity() Identity {
 func (t *TLS) Leaf() *x509.Certificate {
 	c, _ := t.current()
 	return c.Leaf
+}
+
+// CertificateWithCA returns the certificate in use with the CA
+// certificates appended to its chain, for a peer that does not have the
+// CA yet (enrollment).
+func (t *TLS) CertificateWithCA() *tls.Certificate {
+	c, _ := t.current()
+	out := *c
+	out.Certificate = append(append([][]byte(nil), c.Certificate...), t.caDER...)
+	return &out
 }
 
 // ReloadError returns why the latest attempt to reload changed certificate or

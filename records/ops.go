@@ -31,6 +31,7 @@ type Op struct {
 	Station        string          `json:"station,omitempty"`  // reread_station, center_event (center)
 	Seq            uint64          `json:"seq,omitempty"`      // center_cursor (station)
 	Settings       *Settings       `json:"settings,omitempty"` // put_settings (station)
+	Token          *EnrollToken    `json:"token,omitempty"`    // put_token, use_token (center)
 	Resolution     *Resolution     `json:"resolution,omitempty"`
 	// Offline marks a write delivered from a node's outbox: one the merged
 	// history no longer allows is kept as a conflict, not refused
@@ -120,6 +121,14 @@ func apply(st State, op Op) (any, []Change, error) {
 			return nil, nil, Invalid("pull", "is required for %s", op.Kind)
 		}
 		return consolidate(st, *op.Pull)
+	case OpPutToken, OpUseToken:
+		if op.Token == nil {
+			return nil, nil, Invalid("token", "is required for %s", op.Kind)
+		}
+		if op.Kind == OpPutToken {
+			return putToken(st, *op.Token)
+		}
+		return useToken(st, *op.Token)
 	case OpPutSettings:
 		if op.Settings == nil {
 			return nil, nil, Invalid("settings", "are required for %s", op.Kind)

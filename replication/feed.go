@@ -22,6 +22,8 @@ import (
 //	digest    center -> station node: count and digest of a month's records
 //	catalogue station leader -> center: district items newer than it has,
 //	          and the center-side events after its cursor
+//	renew     station node -> center: a certificate for a new key, for the
+//	          identity the node's current certificate proves
 //
 // A station node answers feed and digest only to a certificate of role
 // center; the center answers catalogue only to station certificates, for
@@ -30,6 +32,7 @@ const (
 	FeedMethodFeed      = "feed"
 	FeedMethodDigest    = "digest"
 	FeedMethodCatalogue = "catalogue"
+	FeedMethodRenew     = "renew"
 )
 
 // FeedRequest is a request on a feed stream.
@@ -47,6 +50,8 @@ type FeedRequest struct {
 	// SettingsVersion is the version of the center's settings the station
 	// holds (catalogue); "" for none.
 	SettingsVersion string `json:"settings_version,omitempty"`
+	// CSR is a certificate request (DER) for a new key (renew).
+	CSR []byte `json:"csr,omitempty"`
 }
 
 // FeedResponse is the answer on a feed stream.
@@ -57,6 +62,13 @@ type FeedResponse struct {
 	Page      *FeedPage       `json:"page,omitempty"`
 	Digest    *StationDigest  `json:"digest,omitempty"`
 	Catalogue *CatalogueDelta `json:"catalogue,omitempty"`
+	Renewal   *Renewal        `json:"renewal,omitempty"`
+}
+
+// Renewal is a renewed certificate and the CA, in PEM.
+type Renewal struct {
+	Cert []byte `json:"cert"`
+	CA   []byte `json:"ca"`
 }
 
 // StationDigest is a station's digest of a month with the feed position

@@ -36,6 +36,10 @@ Usage:
   stationsync items list | import FILE.csv|FILE.xlsx | export --out FILE.csv|FILE.xlsx [--api URL]
   stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
   stationsync conflicts [--all] [--api URL]             offline writes the merged history refused, for a person to resolve
+  stationsync token --station ID [--ttl 24h] [--api URL]  one-time enrollment token (at the center)
+  stationsync enroll --center ADDR --token T [--node ID] [--out DIR] [--expect N]   get this PC's certificate and config
+  stationsync backup --out FILE [--api URL]             consistent online backup of this node (sealed with its key)
+  stationsync restore --config FILE BACKUP              onto the stopped node; it rejoins and catches up
   stationsync members list | remove ID [--force] [--api URL]
   stationsync recover --config FILE --peers ID=ADDR,...  offline recovery after a permanent loss of quorum
   stationsync version
@@ -74,6 +78,14 @@ func run(args []string, out io.Writer) error {
 		return cmdCases(rest, out)
 	case "conflicts":
 		return cmdConflicts(rest, out)
+	case "token":
+		return cmdToken(rest, out)
+	case "enroll":
+		return cmdEnroll(rest, out)
+	case "backup":
+		return cmdBackup(rest, out)
+	case "restore":
+		return cmdRestore(rest, out)
 	case "members":
 		return cmdMembers(rest, out)
 	case "recover":

@@ -276,3 +276,29 @@ func (s *reader) wipe() {
 		s.err = errors.New("sealed reader is closed")
 	}
 }
+
+// Writer seals a stream (a backup file, say) with a node key.
+type Writer struct{ w *writer }
+
+// NewWriter writes the sealed header to w and returns a Writer sealing
+// into w. Close seals the last chunk (it does not close w); a stream not
+// closed reads as truncated.
+func NewWriter(w io.Writer, nodeKey []byte) (*Writer, error) {
+	sw, err := newWriter(w, nodeKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Writer{w: sw}, nil
+}
+
+func (w *Writer) Write(p []byte) (int, error) { return w.w.Write(p) }
+
+// Close seals the last chunk.
+func (w *Writer) Close() error { return w.w.finish() }
+
+// NewReader returns a reader of the plaintext of the sealed stream r: a
+// read fails with ErrCorrupt if the stream was tampered with, truncated or
+// sealed with another key, and with ErrNotSealed if it is not sealed.
+func NewReader(r io.Reader, nodeKey []byte) (io.Reader, error) {
+	return newReader(r, nodeKey)
+}

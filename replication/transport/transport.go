@@ -142,6 +142,7 @@ type Transport struct {
 	mu        sync.Mutex
 	state     int
 	handlers  map[Kind]func(net.Conn, pki.Identity)
+	enroll    func(net.Conn, net.Addr) // enrollment handler (center); nil refuses EnrollALPN
 	raft      *raftLayer
 	udp       *net.UDPConn
 	qt        *quic.Transport
@@ -276,7 +277,7 @@ func (t *Transport) Open() error {
 		conn = &lossyConn{PacketConn: udp, drop: t.cfg.Drop}
 	}
 	qt := &quic.Transport{Conn: conn, StatelessResetKey: key}
-	ln, err := qt.Listen(t.logRefusals(t.cfg.TLS.ServerConfig(ALPN, t.admit)), qconf)
+	ln, err := qt.Listen(t.enrollConfig(t.logRefusals(t.cfg.TLS.ServerConfig(ALPN, t.admit))), qconf)
 	if err != nil {
 		_ = qt.Close()
 		_ = udp.Close()
@@ -390,6 +391,20 @@ func (t *Transport) acceptLoop(ln *quic.Listener) {
 				t.log.Error("accept stopped", "err", err)
 			}
 			return
+		}
+		if qc.ConnectionState().TLS.NegotiatedProtocol == EnrollALPN {
+			t.mu.Lock()
+			open := t.state == stateOpen
+			if open {
+				t.wg.Add(1)
+			}
+			t.mu.Unlock()
+			if !open {
+				_ = qc.CloseWithError(codeShutdown, "shutdown")
+				return
+			}
+			go t.serveEnroll(qc)
+			continue
 		}
 		id, err := pki.PeerIdentity(qc.ConnectionState().TLS)
 		if err != nil { // the handshake verified it; cannot happen
