@@ -18,6 +18,8 @@ demo: ## run a local station of 3 nodes with sample data (Ctrl-C stops)
 
 test: ## run every test with the race detector, then each fuzz target briefly
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	GOOS=windows $(GO) build ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(MAKE) --no-print-directory fuzz-short
 
@@ -33,14 +35,32 @@ fuzz-short: ## run each fuzz target for FUZZTIME (default 5s); their seed corpor
 test-short: ## the fast unit tests only
 	$(GO) test -short -count=1 ./...
 
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (also for windows)
 	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
 
-dist: ## cross-built release binaries in dist/
-	GOOS=linux   GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/stationsync-linux-amd64 ./cmd/stationsync
-	GOOS=linux   GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/stationsync-linux-arm64 ./cmd/stationsync
-	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o dist/stationsync-windows-amd64.exe ./cmd/stationsync
+DIST_TARGETS := windows/amd64 linux/amd64 linux/arm64
+
+dist: ## release archives in dist/: stationsync-VERSION-OS-ARCH .zip (windows) / .tar.gz (linux) with the binary, configs and INSTALL.txt
+	rm -rf dist
+	@set -e; for t in $(DIST_TARGETS); do \
+	  os=$${t%/*}; arch=$${t#*/}; name=stationsync-$(VERSION)-$$os-$$arch; dir=dist/$$name; exe=stationsync; \
+	  if [ $$os = windows ]; then exe=stationsync.exe; fi; \
+	  echo "dist $$name"; mkdir -p $$dir; \
+	  GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$dir/$$exe ./cmd/stationsync; \
+	  sed -e 's|@VERSION@|$(VERSION)|g' -e "s|@ARCH@|$$arch|g" installer/dist/INSTALL-$$os.txt > $$dir/INSTALL.txt; \
+	  cp configs/station.yaml configs/center.yaml $$dir/; \
+	  if [ $$os = windows ]; then \
+	    for f in INSTALL.txt station.yaml center.yaml; do sed -i 's/$$/\r/' $$dir/$$f; done; \
+	    $(GO) run ./installer/internal/zipdir dist/$$name.zip $$dir; \
+	  else \
+	    tar -C dist --owner=0 --group=0 --numeric-owner -czf dist/$$name.tar.gz $$name; \
+	  fi; \
+	  rm -rf $$dir; \
+	done
+	cd dist && sha256sum *.zip *.tar.gz > SHA256SUMS
+	@ls -l dist
 
 clean: ## remove build output and demo data
 	rm -rf bin dist demo-data

@@ -22,7 +22,12 @@ import (
 // startSingle runs a one-node station in-process (real QUIC, real badger).
 func startSingle(t *testing.T) *Daemon {
 	t.Helper()
-	d := newSingle(t, t.TempDir())
+	return openUntilLeader(t, newSingle(t, t.TempDir()))
+}
+
+// openUntilLeader opens d until the test ends and waits for a leader.
+func openUntilLeader(t *testing.T, d *Daemon) *Daemon {
+	t.Helper()
 	if err := d.Open(); err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 // Shutdown (see registration.close).
 const minServerLife = 300 * time.Millisecond
 
-var mdnsGroup = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
+var mdnsGroup = MDNSGroup
 
 // virtualPrefixes name interfaces left out of the default selection: their
 // addresses are host-internal and repeat across PCs (docker0 is
@@ -31,6 +31,13 @@ var virtualPrefixes = []string{
 	"virtualbox host-only", "vmware network adapter", "vethernet (wsl",
 	"vethernet (default switch)",
 }
+
+// IsVirtual says whether an interface is one mDNS leaves out by default
+// (host-internal: docker, VM and VPN adapters).
+func IsVirtual(name string) bool { return isVirtual(name) }
+
+// MDNSGroup is the mDNS multicast group and port.
+var MDNSGroup = &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353}
 
 func isVirtual(name string) bool {
 	name = strings.ToLower(name)

@@ -128,6 +128,35 @@ func (n *Node) info(addr string, timeout time.Duration) (*peerInfo, error) {
 	return resp.Info, nil
 }
 
+// ProbeAnswer is a peer's answer to an info probe: its clock, or its
+// refusal (Code "refused", "starting", ...).
+type ProbeAnswer struct {
+	Node, Station string
+	UnixMilli     int64
+	Code, Error   string
+}
+
+// ProbeInfo sends the rpc info request on an open rpc stream c (from
+// transport.Dial with KindRPC) and returns the answer. A refusal is an
+// answer (Code set), not an error.
+func ProbeInfo(c net.Conn, deadline time.Time) (ProbeAnswer, error) {
+	resp, err := call(c, rpcRequest{Method: rpcInfo}, deadline)
+	if err != nil {
+		return ProbeAnswer{}, err
+	}
+	if resp.Error != "" || resp.Code != "" {
+		a := ProbeAnswer{Code: resp.Code, Error: resp.Error}
+		if a.Code == "" {
+			a.Code = "error"
+		}
+		return a, nil
+	}
+	if resp.Info == nil || resp.Info.UnixMilli == 0 {
+		return ProbeAnswer{}, errors.New("info answer without the time")
+	}
+	return ProbeAnswer{Node: resp.Info.Node, Station: resp.Info.Station, UnixMilli: resp.Info.UnixMilli}, nil
+}
+
 // roundTrip dials addr, sends one request and reads the answer.
 func (n *Node) roundTrip(addr string, req rpcRequest, timeout time.Duration) (rpcResponse, error) {
 	ctx, cancel := n.bounded(timeout)

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/stationsync/stationsync/center"
 	"github.com/stationsync/stationsync/daemon"
+	"github.com/stationsync/stationsync/installer"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records/itemfile"
 )
@@ -30,9 +32,12 @@ const usage = `stationsync: edge sync for government service stations
 Usage:
   stationsync demo [--dir DIR] [--base-port 4680]     local station of 3 nodes with sample data; Ctrl-C stops
   stationsync run --config FILE [--set key=value ...]  run one node in the foreground
+  stationsync install --config FILE                    register the OS service (as admin; copies the config and its certificates)
+  stationsync uninstall [--purge]                      remove the OS service; --purge also deletes its config and data
+  stationsync start | stop                             start or stop the OS service (as admin)
   stationsync ca init --dir DIR                        make the district CA
   stationsync ca issue --ca DIR --station ID --node ID [--role station|center] [--days N] --out DIR
-  stationsync status [--api URL]                       node summary from /v1/status
+  stationsync status [--api URL]                       service state (running/stopped/not installed) and node summary from /v1/status
   stationsync items list | import FILE.csv|FILE.xlsx | export --out FILE.csv|FILE.xlsx [--api URL]
   stationsync cases list [--month YYYY-MM] [--api URL] | show ID [--api URL]
   stationsync conflicts [--all] [--api URL]             offline writes the merged history refused, for a person to resolve
@@ -42,6 +47,7 @@ Usage:
   stationsync restore --config FILE BACKUP              onto the stopped node; it rejoins and catches up
   stationsync members list | remove ID [--force] [--api URL]
   stationsync recover --config FILE --peers ID=ADDR,...  offline recovery after a permanent loss of quorum
+  stationsync doctor [--config FILE]                   check config, data dir, QUIC port, certificates, multicast, peers
   stationsync version
 
 Each command has --help.
@@ -68,10 +74,18 @@ func run(args []string, out io.Writer) error {
 		return cmdDemo(rest, out)
 	case "run":
 		return cmdRun(rest)
+	case "install":
+		return cmdInstall(rest, out)
+	case "uninstall":
+		return cmdUninstall(rest, out)
+	case "start":
+		return cmdStart(rest, out)
+	case "stop":
+		return cmdStop(rest, out)
 	case "ca":
 		return cmdCA(rest, out)
 	case "status":
-		return cmdGet(rest, out, "status", "/v1/status")
+		return cmdStatus(rest, out)
 	case "items":
 		return cmdItems(rest, out)
 	case "cases":
@@ -88,6 +102,8 @@ func run(args []string, out io.Writer) error {
 		return cmdRestore(rest, out)
 	case "members":
 		return cmdMembers(rest, out)
+	case "doctor":
+		return cmdDoctor(rest, out)
 	case "recover":
 		return cmdRecover(rest, out)
 	case "version":
@@ -159,6 +175,13 @@ func cmdRun(args []string) error {
 	if *path == "" {
 		return errors.New("run: --config FILE is required")
 	}
+	if installer.UnderServiceManager() {
+		// Under the service manager: the rotating log file and the
+		// service log, stopped by the service manager.
+		return installer.RunService(*path, sets, func(ctx context.Context, cfg daemon.Config, logger *slog.Logger) error {
+			return daemon.New(cfg, logger, nodeOptions(cfg)...).Run(ctx)
+		})
+	}
 	cfg, err := daemon.LoadConfig(*path, os.Environ(), sets)
 	if err != nil {
 		return err
@@ -166,11 +189,7 @@ func cmdRun(args []string) error {
 	logger := daemon.NewLogger(cfg.Log, os.Stderr)
 	ctx, cancel := signalContext()
 	defer cancel()
-	var opts []daemon.Option
-	if cfg.Role == "center" {
-		opts = append(opts, daemon.WithExtension(center.New()))
-	}
-	return daemon.New(cfg, logger, opts...).Run(ctx)
+	return daemon.New(cfg, logger, nodeOptions(cfg)...).Run(ctx)
 }
 
 func cmdCA(args []string, out io.Writer) error {
