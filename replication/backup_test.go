@@ -4,9 +4,15 @@ import (
 	"bytes"
 	crand "crypto/rand"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/stationsync/stationsync/pki"
+	"github.com/stationsync/stationsync/replication/transport"
 )
 
 // A follower backed up online, wiped and restored from the backup rejoins
@@ -114,4 +120,39 @@ func TestBackupRestoreSingleNode(t *testing.T) {
 	if got := caseCount(t, c.nodes[0].n); got != 6 {
 		t.Fatalf("%d cases after a restart, want 6 (a write after the restore was lost)", got)
 	}
+}
+
+// A feed request that arrives before the node's stores are open (the
+// transport listens first) is answered "starting", not a crash.
+func TestFeedBeforeOpenAnswersStarting(t *testing.T) {
+	c := newTestCluster(t, 1, nil)
+	tn := c.newNode("pc-9", c.station, freeUDPAddr(t), nil)
+	tl, err := pki.LoadTLS(filepath.Join(tn.dir, "ca.crt"), filepath.Join(tn.dir, "node.crt"), filepath.Join(tn.dir, "node.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transport.New(transport.Config{Listen: tn.addr, TLS: tl, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := New(Config{NodeID: "pc-9", Station: c.station, DataDir: t.TempDir(), Logger: testLogger(t)}, tr)
+	server, client := net.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.ServeFeed(server, pki.Identity{Role: pki.RoleCenter, Node: "center-1"})
+	}()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := writeFrame(client, FeedRequest{V: rpcVersion, Method: FeedMethodFeed}); err != nil {
+		t.Fatal(err)
+	}
+	var resp FeedResponse
+	if err := readFrame(client, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != "starting" {
+		t.Fatalf("answer before open: %+v", resp)
+	}
+	<-done
+	n.Close()
 }

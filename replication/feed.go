@@ -95,7 +95,21 @@ type CatalogueDelta struct {
 // feed and digest to the center; the center's own handler (package
 // center) serves catalogue.
 func (n *Node) ServeFeed(c net.Conn, peer pki.Identity) {
+	// The transport listens before the stores are open: a request in
+	// that moment waits for them (or is answered "starting").
+	select {
+	case <-n.ready:
+	case <-n.closing:
+		c.Close()
+		return
+	case <-time.After(2 * time.Second):
+	}
 	ServeFeedWith(c, peer, n.logger, func(req FeedRequest) FeedResponse {
+		select {
+		case <-n.ready:
+		default:
+			return FeedResponse{Code: "starting", Error: "the node is starting"}
+		}
 		if peer.Role != pki.RoleCenter {
 			return FeedResponse{Code: "refused", Error: fmt.Sprintf("%s %s/%s may not read station %s's feed: only the district center may", peer.Role, peer.Station, peer.Node, n.cfg.Station)}
 		}
