@@ -12,6 +12,7 @@ import (
 
 	"github.com/stationsync/stationsync/daemon"
 	"github.com/stationsync/stationsync/records"
+	"github.com/stationsync/stationsync/records/itemfile"
 )
 
 // The monthly report (每月统计): one row per station and item, a subtotal
@@ -61,14 +62,6 @@ func rate(p *float64) string {
 	return strconv.FormatFloat(*p*100, 'f', 1, 64) + "%"
 }
 
-// csvSafe keeps a cell from being read as a formula by a spreadsheet.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}
-
 func (r reportRow) cells() []any {
 	s := r.s
 	return []any{r.station, r.name, s.ItemCode, s.ItemName, s.Received, s.Instant, s.Completed, s.CompletedOnTime, s.Overdue,
@@ -111,7 +104,7 @@ func writeReportCSV(buf *bytes.Buffer, rows []reportRow) {
 		for _, v := range row.cells() {
 			switch x := v.(type) {
 			case string:
-				rec = append(rec, csvSafe(x))
+				rec = append(rec, itemfile.GuardCell(x))
 			case int:
 				rec = append(rec, strconv.Itoa(x))
 			case *float64:

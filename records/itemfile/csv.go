@@ -52,7 +52,33 @@ func (s *csvSource) next() (int, []string, error) {
 	end += strings.Count(rec[last], "\n")
 	s.row += start - s.endLine
 	s.endLine = end
+	for i, cell := range rec {
+		rec[i] = unguardCell(cell)
+	}
 	return s.row, rec, nil
+}
+
+// formulaStart are the first characters that make a spreadsheet read a
+// cell as a formula (CSV injection).
+const formulaStart = "=+-@\t\r"
+
+// GuardCell prefixes a CSV cell that a spreadsheet would run as a formula
+// with an apostrophe, which Excel and WPS show as text.
+func GuardCell(s string) string { return guardCell(s) }
+
+func guardCell(s string) string {
+	if s != "" && strings.ContainsRune(formulaStart, rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// unguardCell undoes guardCell when reading a file this package wrote.
+func unguardCell(s string) string {
+	if len(s) > 1 && s[0] == '\'' && strings.ContainsRune(formulaStart, rune(s[1])) {
+		return s[1:]
+	}
+	return s
 }
 
 // writeCSV writes rows as CSV with a byte order mark and CRLF line ends, as
@@ -63,7 +89,14 @@ func writeCSV(w io.Writer, rows [][]string) error {
 	}
 	cw := csv.NewWriter(w)
 	cw.UseCRLF = true
-	if err := cw.WriteAll(rows); err != nil {
+	guarded := make([][]string, len(rows))
+	for i, row := range rows {
+		guarded[i] = make([]string, len(row))
+		for j, cell := range row {
+			guarded[i][j] = guardCell(cell)
+		}
+	}
+	if err := cw.WriteAll(guarded); err != nil {
 		return err
 	}
 	return nil

@@ -722,3 +722,24 @@ func TestBadUTF8WithBOM(t *testing.T) {
 	_, err := readString(t, "\ufeff事项编码,事项名称,事项类型编码\nXC-1,a\xffb,01\n", CSV)
 	checkRowError(t, nil, err, 2, "事项名称", "is not valid UTF-8 text")
 }
+
+// A cell a spreadsheet would run as a formula is written with a leading
+// apostrophe (shown as text) and read back as it was.
+func TestCSVFormulaCellsAreGuarded(t *testing.T) {
+	items := []records.Item{{Code: "XC-S-0200", Name: `=HYPERLINK("http://evil","点击")`, Type: records.ItemType{Code: "20"},
+		Basis: "@SUM(A1)", Origin: records.OriginLocal}}
+	var buf bytes.Buffer
+	if err := Write(&buf, CSV, items); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), `,"=HYPERLINK`) || strings.Contains(buf.String(), ",=HYPERLINK") || strings.Contains(buf.String(), ",@SUM") {
+		t.Fatalf("a formula cell was written as a formula:\n%s", buf.String())
+	}
+	got, err := Read(bytes.NewReader(buf.Bytes()), CSV, records.OriginLocal, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Name != items[0].Name || got[0].Basis != items[0].Basis {
+		t.Fatalf("read back %q %q", got[0].Name, got[0].Basis)
+	}
+}
