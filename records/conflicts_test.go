@@ -138,3 +138,37 @@ func TestConflictChangeIsMasked(t *testing.T) {
 		}
 	}
 }
+
+// A case cannot grow past its size bound: the next step is refused online
+// and kept as a conflict offline, and nothing is written.
+func TestCaseSizeIsBounded(t *testing.T) {
+	st, clock := testStation(t)
+	newTestCase(t, st, clock, "c-1", "P1")
+	data := []byte(`{"note":"` + strings.Repeat("x", 15000) + `"}`)
+	var err error
+	for i := 0; err == nil && i < 100; i++ {
+		typ := EventResumed
+		if i%2 == 1 {
+			typ = EventPaused
+		}
+		if i == 0 {
+			typ = EventAccepted
+		}
+		ev := Event{Type: typ, Actor: "clerk", Data: data}
+		PrepareEvent(&ev, "c-1", "pc-1", clock.Now())
+		_, _, err = Apply(st, Op{Kind: OpAppendEvent, Event: &ev})
+	}
+	if de, ok := AsError(err); !ok || de.Code != CodeConflict || !strings.Contains(de.Message, "is full") {
+		t.Fatalf("a case grew without bound: %v", err)
+	}
+	before := len(st)
+	ev := Event{ID: "late", Type: EventWithdrawn, Actor: "clerk", Data: data}
+	PrepareEvent(&ev, "c-1", "pc-2", clock.Now())
+	if _, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev, Offline: true}); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := ListConflicts(st, false)
+	if len(list) != 1 || list[0].ID != "late" || list[0].Kept != KeptParked || len(st) != before+1 {
+		t.Fatalf("offline step on a full case: conflicts %+v, %d keys written", list, len(st)-before)
+	}
+}

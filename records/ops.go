@@ -307,6 +307,9 @@ func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if refused != nil && !offline {
 		return nil, nil, refused
 	}
+	if err := checkCaseSize(c); err != nil {
+		return nil, nil, err
+	}
 	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
 		return nil, nil, err
 	}
@@ -326,6 +329,23 @@ func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 		changes = append(changes, cc...)
 	}
 	return *c, changes, nil
+}
+
+// maxCaseBytes bounds a case's stored record, so that applying any one op
+// fits a store transaction whatever it is batched with. A real case has a
+// few dozen events; one that reaches this is refused further writes (an
+// offline one is kept as a conflict).
+const maxCaseBytes = 256 << 10
+
+func checkCaseSize(c *Case) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if len(b) > maxCaseBytes {
+		return Conflict("case %s is full: its record would be %d KiB (at most %d KiB, %d events): record further steps in a new case", c.ID, len(b)>>10, maxCaseBytes>>10, len(c.Events))
+	}
+	return nil
 }
 
 func possibleNext(c *Case, state string) string {
@@ -370,6 +390,9 @@ func evaluate(st State, e Evaluation) (any, []Change, error) {
 	e.HLC = After(e.HLC, c.lastHLC())
 	e.At = e.HLC.Time()
 	c.Evaluations = append(c.Evaluations, e)
+	if err := checkCaseSize(c); err != nil {
+		return nil, nil, err
+	}
 	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
 		return nil, nil, err
 	}

@@ -96,13 +96,17 @@ func (f *fsm) Apply(l *raft.Log) any {
 // ApplyBatch applies the entries raft committed together in one badger
 // transaction. If they do not fit one transaction it applies them again,
 // one transaction per entry (the discarded attempt wrote nothing, and
-// applying is deterministic).
+// applying is deterministic), and an entry that does not fit alone in
+// groups of its ops (applySplit).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	out, err := f.applyBatchTxn(logs)
-	if errors.Is(err, badger.ErrTxnTooBig) && len(logs) > 1 {
+	if errors.Is(err, badger.ErrTxnTooBig) {
 		out = out[:0]
 		for _, l := range logs {
 			r, err := f.applyBatchTxn([]*raft.Log{l})
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				r, err = f.applySplit(l)
+			}
 			if err != nil {
 				f.fatal(l.Index, err)
 			}
@@ -152,37 +156,9 @@ func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
 				}
 			}
 		}
-		st := txnState{txn}
-		results := make([]Result, len(env.Ops))
-		for j, op := range env.Ops {
-			value, changes, err := records.Apply(st, op)
-			if err != nil {
-				de, ok := records.AsError(err)
-				if !ok {
-					return nil, fmt.Errorf("entry %d op %d: %w", l.Index, j, err)
-				}
-				results[j] = Result{Status: "error", Error: de, Index: l.Index}
-				continue
-			}
-			v, err := json.Marshal(value)
-			if err != nil {
-				return nil, fmt.Errorf("entry %d op %d: encode result: %w", l.Index, j, err)
-			}
-			results[j] = Result{Status: "repeat", Value: v, Index: l.Index}
-			if len(changes) == 0 {
-				continue
-			}
-			results[j].Status = "applied"
-			for _, ch := range changes {
-				seq++
-				fc, err := json.Marshal(FeedChange{Seq: seq, Index: l.Index, Change: ch})
-				if err != nil {
-					return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", l.Index, j, err)
-				}
-				if err := txn.Set(feedKey(seq), fc); err != nil {
-					return nil, err
-				}
-			}
+		results, err := f.applyOps(txn, env.Ops, l.Index, &seq)
+		if err != nil {
+			return nil, err
 		}
 		out[i] = results
 	}
@@ -201,6 +177,104 @@ func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
 	f.entriesApplied.Add(uint64(n))
 	f.notify()
 	return out, nil
+}
+
+// applyOps applies ops of the entry at index in txn, adding their feed
+// changes after *seq.
+func (f *fsm) applyOps(txn *badger.Txn, ops []records.Op, index uint64, seq *uint64) ([]Result, error) {
+	st := txnState{txn}
+	results := make([]Result, len(ops))
+	for j, op := range ops {
+		value, changes, err := records.Apply(st, op)
+		if err != nil {
+			de, ok := records.AsError(err)
+			if !ok {
+				return nil, fmt.Errorf("entry %d op %d: %w", index, j, err)
+			}
+			results[j] = Result{Status: "error", Error: de, Index: index}
+			continue
+		}
+		v, err := json.Marshal(value)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d op %d: encode result: %w", index, j, err)
+		}
+		results[j] = Result{Status: "repeat", Value: v, Index: index}
+		if len(changes) == 0 {
+			continue
+		}
+		results[j].Status = "applied"
+		for _, ch := range changes {
+			*seq++
+			fc, err := json.Marshal(FeedChange{Seq: *seq, Index: index, Change: ch})
+			if err != nil {
+				return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", index, j, err)
+			}
+			if err := txn.Set(feedKey(*seq), fc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return results, nil
+}
+
+// applySplit applies one entry whose ops do not fit one transaction:
+// groups of ops (halved until they fit), each in its own transaction
+// with the feed position it reached; only the last one records the entry
+// as applied. A crash in between applies the entry again after the
+// restart, and every op is idempotent (ids, versions, cursors), so the
+// ops already written are repeats.
+func (f *fsm) applySplit(l *raft.Log) ([]any, error) {
+	if l.Index <= f.applied.Load() || l.Type != raft.LogCommand {
+		return f.applyBatchTxn([]*raft.Log{l})
+	}
+	env, err := decodeEnvelope(l.Data)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", l.Index, err)
+	}
+	clusterID := f.clusterID.Load().(string)
+	if env.Init != nil && clusterID == "" {
+		clusterID = env.Init.ClusterID
+	}
+	results := make([]Result, 0, len(env.Ops))
+	ops, size := env.Ops, len(env.Ops)
+	for len(ops) > 0 || len(results) == 0 {
+		n := min(size, len(ops))
+		seq := f.seq.Load()
+		txn := f.db.NewTransaction(true)
+		r, err := f.applyOps(txn, ops[:n], l.Index, &seq)
+		last := n == len(ops)
+		if err == nil && clusterID != "" {
+			err = txn.Set(keyClusterID, []byte(clusterID))
+		}
+		if err == nil {
+			err = txn.Set(keySeq, u64(seq))
+		}
+		if err == nil && last {
+			err = txn.Set(keyApplied, u64(l.Index))
+		}
+		if err == nil {
+			err = txn.Commit()
+		}
+		txn.Discard()
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
+			size = n / 2
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entry %d ops %d..: %w", l.Index, len(results), err)
+		}
+		f.seq.Store(seq)
+		results = append(results, r...)
+		ops = ops[n:]
+		if last {
+			break
+		}
+	}
+	f.applied.Store(l.Index)
+	f.clusterID.Store(clusterID)
+	f.entriesApplied.Add(1)
+	f.notify()
+	return []any{results}, nil
 }
 
 func (f *fsm) notify() {
