@@ -13,6 +13,7 @@ import (
 const (
 	pageLimit    = 500      // changes asked per feed read
 	chunkBytes   = 48 << 10 // one consolidate op stays inside a write's limit
+	chunkChanges = 64       // and rewrites few enough consolidated cases for one store transaction
 	maxBackoff   = 2 * time.Minute
 	callTimeout  = 15 * time.Second
 	verifyMonths = 2 // this month and the one before are compared
@@ -175,7 +176,7 @@ func (c *Center) pullOnce(ps *pullState) (more bool, err error) {
 	next := from
 	for len(changes) > 0 || next == from {
 		n, size := 0, 0
-		for n < len(changes) && (n == 0 || size+len(changes[n].Data) < chunkBytes) {
+		for n < len(changes) && n < chunkChanges && (n == 0 || size+len(changes[n].Data) < chunkBytes) {
 			size += len(changes[n].Data) + 64
 			n++
 		}

@@ -212,9 +212,10 @@ func (n *Node) applyAnywhere(ctx context.Context, ops []records.Op) ([]Result, e
 	}
 }
 
-// forward sends ops to the leader. retry says the ops were certainly not
-// applied (nothing was sent, or the peer was not the leader), so trying
-// again cannot double them.
+// forward sends ops to the leader. retry says trying again (with the
+// current leader) is right: nothing was sent, the peer was not the leader,
+// or the leader changed while its answer was awaited (ids make a resend a
+// repeat).
 func (n *Node) forward(ctx context.Context, addr string, ops []records.Op) ([]Result, bool, error) {
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	c, _, err := n.tr.Dial(dctx, addr, transport.KindRPC)
@@ -223,9 +224,38 @@ func (n *Node) forward(ctx context.Context, addr string, ops []records.Op) ([]Re
 		return nil, true, err
 	}
 	defer c.Close()
+	// A leader that died with the request on its way answers nothing, and
+	// its QUIC connection only times out after seconds. When the cluster
+	// elects another leader meanwhile, stop waiting and send the ops there:
+	// every op carries its ids, so if the old leader did commit them, the
+	// new one answers them as repeats.
+	moved := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if a, _ := n.raft.LeaderWithID(); a != "" && string(a) != addr {
+					close(moved)
+					c.Close()
+					return
+				}
+			}
+		}
+	}()
 	deadline, _ := ctx.Deadline()
 	resp, err := call(c, rpcRequest{Method: rpcApply, Ops: ops}, deadline)
 	if err != nil {
+		select {
+		case <-moved:
+			return nil, true, fmt.Errorf("leader moved from %s while waiting for its answer: %w", addr, err)
+		default:
+		}
 		return nil, false, fmt.Errorf("%w: forward to leader %s: %v", ErrOutcomeUnknown, addr, err)
 	}
 	switch resp.Code {
