@@ -191,8 +191,14 @@ func (n *Node) Open() (err error) {
 	if n.outbox, err = openOutbox(n.logs.DB()); err != nil {
 		return err
 	}
+	// The state store is not fsynced per write: the raft log is (one fsync
+	// per entry, like etcd's WAL). After a crash the state may lack its
+	// last applies; raft replays them from the log, and when the state is
+	// behind the last snapshot (whose entries the log may have dropped)
+	// raft restores the snapshot first (see NoSnapshotRestoreOnStart
+	// below).
 	stateDir := filepath.Join(n.cfg.DataDir, "state")
-	n.stateDB, err = badger.Open(logstore.WithKey(logstore.Options(stateDir, true, n.logger), key))
+	n.stateDB, err = badger.Open(logstore.WithKey(logstore.Options(stateDir, false, n.logger), key))
 	if err != nil {
 		return fmt.Errorf("open state store: %w", logstore.KeyError(stateDir, key, err))
 	}
