@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// loadResult is one workload at one concurrency.
+type loadResult struct {
+	Name        string
+	Clients     int
+	Duration    time.Duration // measured window (after warm-up)
+	OK          int           // successful ops in the window
+	Errors      int           // failed ops in the window
+	Pending     int           // stationsync only: 202 "pending" answers (not counted as OK)
+	P50, P99    time.Duration
+	Max         time.Duration
+	PeakRSS     int64  // bytes, max over the server processes during the run (0: not sampled)
+	FirstErr    string // the first error seen, for the report
+	SampleCount int
+}
+
+func (r loadResult) OpsPerSec() float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.OK) / r.Duration.Seconds()
+}
+
+// opFunc performs one op for client w. It returns pending=true for a write
+// the server accepted but did not commit (stationsync 202).
+type opFunc func(ctx context.Context, w int) (pending bool, err error)
+
+// prepareFunc runs before each op of client w, untimed (nil: none).
+type prepareFunc func(ctx context.Context, w int) error
+
+// runLoad runs clients goroutines calling op back to back for warmup, then
+// measures for dur.
+func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepareFunc, op opFunc) loadResult {
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		mu        sync.Mutex
+		lat       []time.Duration
+		okN, errN int
+		pendN     int
+		firstErr  string
+		wg        sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			var lok, lerr, lpend int
+			var lfirst string
+			for !stop.Load() {
+				m := measuring.Load()
+				var err error
+				var pending bool
+				if prepare != nil {
+					err = prepare(ctx, w)
+				}
+				t0 := time.Now()
+				if err == nil {
+					pending, err = op(ctx, w)
+				}
+				d := time.Since(t0)
+				if err != nil && !stop.Load() {
+					time.Sleep(10 * time.Millisecond) // no busy loop against a failing server
+				}
+				if stop.Load() && errors.Is(err, context.Canceled) {
+					break
+				}
+				if !m || !measuring.Load() {
+					continue
+				}
+				switch {
+				case err != nil:
+					lerr++
+					if lfirst == "" {
+						lfirst = err.Error()
+					}
+				case pending:
+					lpend++
+				default:
+					lok++
+					local = append(local, d)
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			okN += lok
+			errN += lerr
+			pendN += lpend
+			if firstErr == "" {
+				firstErr = lfirst
+			}
+			mu.Unlock()
+		}(w)
+	}
+	time.Sleep(warmup)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(dur)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	// Let in-flight ops finish (they are not counted); cancel stragglers.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		cancel()
+		<-done
+	}
+	slices.Sort(lat)
+	r := loadResult{Name: name, Clients: clients, Duration: elapsed, OK: okN, Errors: errN, Pending: pendN, FirstErr: firstErr, SampleCount: len(lat)}
+	if len(lat) > 0 {
+		r.P50 = pct(lat, 0.50)
+		r.P99 = pct(lat, 0.99)
+		r.Max = lat[len(lat)-1]
+	}
+	return r
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	i = max(0, min(i, len(sorted)-1))
+	return sorted[i]
+}
+
+func (r loadResult) String() string {
+	s := fmt.Sprintf("%-22s c=%-3d ok=%-7d err=%-4d pending=%-4d p50=%-9s p99=%-9s max=%-9s %8.0f ops/s",
+		r.Name, r.Clients, r.OK, r.Errors, r.Pending, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.OpsPerSec())
+	if r.PeakRSS > 0 {
+		s += fmt.Sprintf(" peakRSS=%.1fMiB", float64(r.PeakRSS)/(1<<20))
+	}
+	if r.FirstErr != "" {
+		s += " first error: " + r.FirstErr
+	}
+	return s
+}
