@@ -259,14 +259,10 @@ func (c *Center) handlePutCatalogueItem(w http.ResponseWriter, r *http.Request) 
 		daemon.WriteDomainError(w, err)
 		return
 	}
-	results, err := c.node.Submit(r.Context(), []records.Op{{Kind: records.OpPublishItem, Item: &it}})
+	res, err := c.submit(r.Context(), records.Op{Kind: records.OpPublishItem, Item: &it})
 	if err != nil {
 		daemon.WriteDomainError(w, err)
 		return
 	}
-	if e := results[0].Error; e != nil {
-		daemon.WriteDomainError(w, e)
-		return
-	}
-	daemon.WriteJSON(w, http.StatusOK, json.RawMessage(results[0].Value))
+	daemon.WriteJSON(w, http.StatusOK, json.RawMessage(res.Value))
 }

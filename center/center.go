@@ -14,6 +14,7 @@
 package center
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,14 +55,18 @@ type Center struct {
 	mirror   mirrorState
 	settings records.Settings // for every station: work-order due time, holiday calendar
 
-	ready chan struct{} // closed by Start
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	ready  chan struct{}   // closed by Start
+	stop   chan struct{}   // closed by Close
+	base   context.Context // ends at Close: every call's context derives from it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New returns the center's extension for daemon.WithExtension.
 func New() *Center {
-	return &Center{state: map[string]*pullState{}, ready: make(chan struct{}), stop: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+	c := &Center{state: map[string]*pullState{}, ready: make(chan struct{}), stop: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+	c.base, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
 // Start begins one pull loop per station of the config.
@@ -107,6 +112,7 @@ func (c *Center) Close() error {
 	case <-c.stop:
 	default:
 		close(c.stop)
+		c.cancel()
 	}
 	c.wg.Wait()
 	return nil

@@ -111,12 +111,11 @@ func (c *Center) enroll(req EnrollRequest) EnrollResponse {
 	ctx, cancel := c.ctx(30 * time.Second)
 	defer cancel()
 	use := records.EnrollToken{Hash: tok.Hash(), UsedBy: req.Node, UsedAt: time.Now().UTC()}
-	results, err := c.node.Submit(ctx, []records.Op{{Kind: records.OpUseToken, Token: &use}})
-	if err != nil {
+	if _, err := c.submit(ctx, records.Op{Kind: records.OpUseToken, Token: &use}); err != nil {
+		if de, ok := records.AsError(err); ok {
+			return EnrollResponse{Error: de.Message}
+		}
 		return EnrollResponse{Error: "the center could not record the token's use: " + err.Error()}
-	}
-	if e := results[0].Error; e != nil {
-		return EnrollResponse{Error: e.Message}
 	}
 	cert, ca, err := pki.SignCSR(c.caDir, req.CSR, id, c.certValidity)
 	if err != nil {
@@ -186,13 +185,8 @@ func (c *Center) handleNewToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	t := records.EnrollToken{Hash: tok.Hash(), Station: b.Station, Created: now, Expires: now.Add(ttl)}
-	results, err := c.node.Submit(r.Context(), []records.Op{{Kind: records.OpPutToken, Token: &t}})
-	if err != nil {
+	if _, err := c.submit(r.Context(), records.Op{Kind: records.OpPutToken, Token: &t}); err != nil {
 		daemon.WriteDomainError(w, err)
-		return
-	}
-	if e := results[0].Error; e != nil {
-		daemon.WriteDomainError(w, e)
 		return
 	}
 	daemon.WriteJSON(w, http.StatusCreated, map[string]any{"token": tok.String(), "station": b.Station, "expires": t.Expires})

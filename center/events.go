@@ -80,13 +80,8 @@ func (c *Center) handleWorkOrderEvent(w http.ResponseWriter, r *http.Request) {
 // submitCenterEvent writes a center-side event and answers 202: it is at
 // the center now and reaches the station at its next fetch.
 func (c *Center) submitCenterEvent(w http.ResponseWriter, r *http.Request, op records.Op) {
-	results, err := c.node.Submit(r.Context(), []records.Op{op})
-	if err != nil {
+	if _, err := c.submit(r.Context(), op); err != nil {
 		daemon.WriteDomainError(w, err)
-		return
-	}
-	if e := results[0].Error; e != nil {
-		daemon.WriteDomainError(w, e)
 		return
 	}
 	body := map[string]any{"station": op.Station, "replication": "queued for the station"}

@@ -96,7 +96,8 @@ func (m *mirrorState) view() MirrorView {
 	return v
 }
 
-// runMirror keeps PostgreSQL up to date while this node leads.
+// runMirror keeps PostgreSQL up to date while this node leads
+// (leaderLoop: every second, at once while pages are full).
 func (c *Center) runMirror(url string) {
 	defer c.wg.Done()
 	var conn *pgx.Conn
@@ -105,59 +106,39 @@ func (c *Center) runMirror(url string) {
 			conn.Close(context.Background())
 		}
 	}()
-	backoff := time.Duration(0)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-c.stop:
-			return
-		case <-timer.C:
-		}
-		wait := time.Second
-		if c.node.IsLeader() {
-			more, err := func() (bool, error) {
-				if conn == nil || conn.IsClosed() {
-					ctx, cancel := c.ctx(15 * time.Second)
-					defer cancel()
-					cn, err := pgx.Connect(ctx, url)
-					if err != nil {
-						return false, fmt.Errorf("connect to PostgreSQL: %w", err)
-					}
-					if _, err := cn.Exec(ctx, mirrorSchema); err != nil {
-						cn.Close(context.Background())
-						return false, fmt.Errorf("create the mirror tables: %w", err)
-					}
-					conn = cn
+	c.leaderLoop(time.Second, func() (bool, error) {
+		more, err := func() (bool, error) {
+			if conn == nil || conn.IsClosed() {
+				ctx, cancel := c.ctx(15 * time.Second)
+				defer cancel()
+				cn, err := pgx.Connect(ctx, url)
+				if err != nil {
+					return false, fmt.Errorf("connect to PostgreSQL: %w", err)
 				}
-				return c.mirrorOnce(conn)
-			}()
-			c.mirror.mu.Lock()
-			if err != nil {
-				if c.mirror.lastError == "" {
-					c.logger.Warn("PostgreSQL mirror failed; retrying with backoff", "error", err)
+				if _, err := cn.Exec(ctx, mirrorSchema); err != nil {
+					cn.Close(context.Background())
+					return false, fmt.Errorf("create the mirror tables: %w", err)
 				}
-				c.mirror.lastError = err.Error()
-			} else {
-				c.mirror.lastError, c.mirror.lastOK = "", time.Now()
+				conn = cn
 			}
-			c.mirror.mu.Unlock()
-			switch {
-			case err != nil:
-				if conn != nil {
-					conn.Close(context.Background())
-					conn = nil
-				}
-				backoff = min(max(2*backoff, time.Second), maxBackoff)
-				wait = backoff
-			case more:
-				backoff, wait = 0, 0
-			default:
-				backoff = 0
+			return c.mirrorOnce(conn)
+		}()
+		c.mirror.mu.Lock()
+		if err != nil {
+			if c.mirror.lastError == "" {
+				c.logger.Warn("PostgreSQL mirror failed; retrying with backoff", "error", err)
 			}
+			c.mirror.lastError = err.Error()
+		} else {
+			c.mirror.lastError, c.mirror.lastOK = "", time.Now()
 		}
-		timer.Reset(wait)
-	}
+		c.mirror.mu.Unlock()
+		if err != nil && conn != nil {
+			conn.Close(context.Background())
+			conn = nil
+		}
+		return more, err
+	})
 }
 
 // mirrorOnce mirrors one page of the center's feed.

@@ -53,12 +53,28 @@ type digestState struct {
 }
 
 // runPull pulls one station until Close: at once, then every pull
-// interval, at once again while pages come back full, with exponential
-// backoff (capped) while the station cannot be reached. Only the center's
-// raft leader pulls.
+// interval, at once again while pages come back full (leaderLoop). Once
+// caught up it checks the digests.
 func (c *Center) runPull(ps *pullState) {
 	defer c.wg.Done()
-	var backoff, wait time.Duration
+	c.leaderLoop(c.interval, func() (bool, error) {
+		more, err := c.pullOnce(ps)
+		switch {
+		case err != nil:
+			c.failed(ps, err)
+		case !more:
+			c.verify(ps)
+		}
+		return more, err
+	})
+}
+
+// leaderLoop calls step while this node is the center's raft leader: at
+// once, then every idle, at once again while step says more is waiting,
+// and after a failure with exponential backoff (1 s, capped at
+// maxBackoff); until Close.
+func (c *Center) leaderLoop(idle time.Duration, step func() (more bool, err error)) {
+	var backoff time.Duration
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -67,19 +83,17 @@ func (c *Center) runPull(ps *pullState) {
 			return
 		case <-timer.C:
 		}
-		wait = c.interval
+		wait := idle
 		if c.node.IsLeader() {
-			more, err := c.pullOnce(ps)
+			more, err := step()
 			switch {
 			case err != nil:
-				c.failed(ps, err)
 				backoff = min(max(2*backoff, time.Second), maxBackoff)
 				wait = backoff
 			case more:
 				backoff, wait = 0, 0
 			default:
 				backoff = 0
-				c.verify(ps)
 			}
 		}
 		timer.Reset(wait)
@@ -88,15 +102,20 @@ func (c *Center) runPull(ps *pullState) {
 
 // ctx is a context for one call that ends at Close.
 func (c *Center) ctx(d time.Duration) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	go func() {
-		select {
-		case <-c.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	return context.WithTimeout(c.base, d)
+}
+
+// submit writes one op through the center's node; a refusal of the op
+// comes back as the error (a *records.Error).
+func (c *Center) submit(ctx context.Context, op records.Op) (replication.Result, error) {
+	results, err := c.node.Submit(ctx, []records.Op{op})
+	if err != nil {
+		return replication.Result{}, err
+	}
+	if e := results[0].Error; e != nil {
+		return results[0], e
+	}
+	return results[0], nil
 }
 
 // call sends req to the station, trying its addresses from the one that
@@ -200,12 +219,8 @@ func (c *Center) pullOnce(ps *pullState) (more bool, err error) {
 func (c *Center) consolidate(pg records.PulledPage) error {
 	ctx, cancel := c.ctx(30 * time.Second)
 	defer cancel()
-	results, err := c.node.Submit(ctx, []records.Op{{Kind: records.OpConsolidate, Pull: &pg}})
-	if err != nil {
+	if _, err := c.submit(ctx, records.Op{Kind: records.OpConsolidate, Pull: &pg}); err != nil {
 		return fmt.Errorf("store page of %s: %w", pg.Station, err)
-	}
-	if e := results[0].Error; e != nil {
-		return fmt.Errorf("store page of %s: %w", pg.Station, e)
 	}
 	return nil
 }
@@ -334,10 +349,7 @@ func (c *Center) verifyMonth(ps *pullState, month string) error {
 		"station", ps.station, "month", month, "station_count", sd.Count, "center_count", cd.Count)
 	ctx, cancel := c.ctx(30 * time.Second)
 	defer cancel()
-	results, err := c.node.Submit(ctx, []records.Op{{Kind: records.OpRereadStation, Station: ps.station}})
-	if err == nil && results[0].Error != nil {
-		err = results[0].Error
-	}
+	_, err = c.submit(ctx, records.Op{Kind: records.OpRereadStation, Station: ps.station})
 	return err
 }
 

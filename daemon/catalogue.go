@@ -88,15 +88,8 @@ func (d *Daemon) fetchCatalogue() error {
 			have[it.Code] = it.Version
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := d.bounded(20 * time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-d.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	var after uint64
 	if err := d.node.View(func(r records.Reader) (err error) { after, err = records.CenterCursor(r); return err }); err != nil {
 		return err

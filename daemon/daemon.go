@@ -68,7 +68,9 @@ type Daemon struct {
 	ext        Extension     // the center's part; nil for a station
 	center     centerContact // a station's contact with the center
 
-	stop      chan struct{} // closed by Close: the daemon's own goroutines end
+	stop      chan struct{}   // closed by Close: the daemon's own goroutines end
+	base      context.Context // ends at Close: the daemon's calls derive from it
+	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -80,6 +82,7 @@ func New(cfg Config, logger *slog.Logger, opts ...Option) *Daemon {
 		station = "(center)"
 	}
 	d := &Daemon{cfg: cfg, logger: logger.With("node", cfg.NodeID, "station", station), importSlot: make(chan struct{}, 1), stop: make(chan struct{})}
+	d.base, d.cancel = context.WithCancel(context.Background())
 	for _, o := range opts {
 		o(d)
 	}
@@ -300,6 +303,7 @@ func (d *Daemon) Close() error {
 			cancel()
 		}
 		close(d.stop)
+		d.cancel()
 		if d.ext != nil {
 			if err := d.ext.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("center close: %w", err))
@@ -325,6 +329,11 @@ func (d *Daemon) Close() error {
 		d.logger.Info("stationsync node stopped")
 	})
 	return d.closeErr
+}
+
+// bounded returns a context that ends after dur or when the daemon closes.
+func (d *Daemon) bounded(dur time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(d.base, dur)
 }
 
 // APIURL is the base URL of the local API.

@@ -153,15 +153,8 @@ func (d *Daemon) renew() error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := d.bounded(20 * time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-d.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	resp, err := replication.CallFeed(ctx, d.tr, d.cfg.Center, replication.FeedRequest{Method: replication.FeedMethodRenew, CSR: csr})
 	if err != nil {
 		return err
