@@ -69,8 +69,8 @@ type Case struct {
 // assigns identity and timestamps).
 func (c *Case) Validate() error {
 	if c.ID != "" {
-		if len(c.ID) > 64 || strings.ContainsAny(c.ID, "/ \t\r\n") {
-			return Invalid("id", "must be at most 64 characters without spaces or '/'")
+		if !validRecordID(c.ID) {
+			return Invalid("id", "must be at most 64 characters without spaces, control characters or '/'")
 		}
 	}
 	if strings.TrimSpace(c.ItemCode) == "" {

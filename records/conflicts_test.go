@@ -21,11 +21,10 @@ func TestOfflineWritesAreKeptAsConflicts(t *testing.T) {
 		t.Fatalf("online: err %v, %d keys written", err, len(st)-before)
 	}
 	for range 2 {
-		v, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev, Offline: true})
-		if err != nil {
+		if _, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev, Offline: true}); err != nil {
 			t.Fatal(err)
 		}
-		c := v.(Case)
+		c, _ := GetCase(st, ev.CaseID)
 		if c.State != EventRejected || len(c.Events) != 3 || !c.Events[2].Conflict || c.Events[2].ID != "late" {
 			t.Fatalf("after the offline event: state %s, events %+v", c.State, c.Events)
 		}

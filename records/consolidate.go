@@ -80,7 +80,13 @@ func (p prefixed) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 	if after != "" {
 		after = p.p + after
 	}
-	return p.r.Scan(p.p+prefix, after, func(k string, v []byte) (bool, error) {
+	var r interface {
+		Scan(string, string, func(string, []byte) (bool, error)) error
+	} = p.r
+	if p.st != nil {
+		r = p.st
+	}
+	return r.Scan(p.p+prefix, after, func(k string, v []byte) (bool, error) {
 		return fn(strings.TrimPrefix(k, p.p), v)
 	})
 }
@@ -180,27 +186,19 @@ func mergeChange(st State, ch Change) error {
 		if err := json.Unmarshal(ch.Data, &c); err != nil {
 			return err
 		}
-		return mergeCase(st, c.ID, func(old *Case) { mergeInto(old, c) }, &c)
+		return mergeCase(st, c.ID, &c, nil, nil)
 	case "event":
 		var ev Event
 		if err := json.Unmarshal(ch.Data, &ev); err != nil {
 			return err
 		}
-		return mergeCase(st, ch.Key, func(c *Case) {
-			if !hasEvent(*c, ev.ID) {
-				c.Events = append(c.Events, ev)
-			}
-		}, nil)
+		return mergeCase(st, ch.Key, nil, []Event{ev}, nil)
 	case "evaluation":
 		var e Evaluation
 		if err := json.Unmarshal(ch.Data, &e); err != nil {
 			return err
 		}
-		return mergeCase(st, ch.Key, func(c *Case) {
-			if !hasEvaluation(*c, e.ID) {
-				c.Evaluations = append(c.Evaluations, e)
-			}
-		}, nil)
+		return mergeCase(st, ch.Key, nil, nil, []Evaluation{e})
 	case "workorder":
 		var w WorkOrder
 		if err := json.Unmarshal(ch.Data, &w); err != nil {
@@ -243,40 +241,37 @@ func mergeChange(st State, ch Change) error {
 	}
 }
 
-// mergeCase loads case id, lets edit change it and stores it folded. A
-// missing case is created from fresh, or is an error when fresh is nil
-// (an event before its case: the feed never does that).
-func mergeCase(st State, id string, edit func(*Case), fresh *Case) error {
-	var c *Case
-	if err := getJSON(st, prefixCase+id, &c); err != nil {
+// mergeCase merges a station's case record into the center's copy: a
+// new case is stored from fresh, a known one gains the events and
+// evaluations it lacks (by id). fresh is nil for an event or evaluation
+// change (evs, evals), which needs its case known before it (the feed
+// never does otherwise).
+func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation) error {
+	h, err := loadHead(st, id)
+	if err != nil {
 		return err
 	}
 	switch {
-	case c == nil && fresh == nil:
+	case h == nil && fresh == nil:
 		return fmt.Errorf("case %s not known before its event", id)
-	case c == nil:
-		c = fresh
-	default:
-		edit(c)
+	case h == nil:
+		h = &caseHead{Case: *fresh}
+		h.Events, h.Evaluations, h.State, h.Case.accepted = nil, nil, "", false
 	}
-	c.Fold()
-	_, err := setJSON(st, prefixCase+id, c)
-	return err
-}
-
-// mergeInto merges a case record seen again (a re-read) into old: its
-// events and evaluations by id.
-func mergeInto(old *Case, c Case) {
-	for _, e := range c.Events {
-		if !hasEvent(*old, e.ID) {
-			old.Events = append(old.Events, e)
+	if fresh != nil {
+		evs = fresh.Events
+		evals = fresh.Evaluations
+	}
+	for _, e := range evals {
+		if !hasEvaluation(h.Case, e.ID) {
+			h.Evaluations = append(h.Evaluations, e)
+			h.Last = max(h.Last, e.HLC)
 		}
 	}
-	for _, e := range c.Evaluations {
-		if !hasEvaluation(*old, e.ID) {
-			old.Evaluations = append(old.Evaluations, e)
-		}
+	if err := mergeEvents(st, h, evs); err != nil {
+		return err
 	}
+	return storeHead(st, h)
 }
 
 func hasWorkOrderEvent(w WorkOrder, id string) bool {
@@ -389,8 +384,8 @@ func centerEvent(st State, station string, op Op) (any, []Change, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		if hasEvaluation(*c, e.ID) {
-			return *c, nil, nil
+		if hasEvaluation(c.Case, e.ID) {
+			return CaseWrite{Case: c.ID, State: c.State}, nil, nil
 		}
 		for _, prev := range c.Evaluations {
 			if prev.Attempt == e.Attempt {

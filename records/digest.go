@@ -28,11 +28,7 @@ func MonthDigest(r Reader, month string, loc *time.Location) (Digest, error) {
 	}
 	in := func(t time.Time) bool { return !t.Before(from) && t.Before(to) }
 	var ids []string
-	err = r.Scan(prefixCase, "", func(k string, v []byte) (bool, error) {
-		var c Case
-		if err := json.Unmarshal(v, &c); err != nil {
-			return false, fmt.Errorf("decode %s: %w", k, err)
-		}
+	err = scanCases(r, "", func(c Case) (bool, error) {
 		for _, e := range c.Events {
 			if in(e.At) {
 				ids = append(ids, "e "+e.ID)

@@ -74,5 +74,13 @@ func withoutEvaluators(evs []Evaluation) []Evaluation {
 }
 
 func validRecordID(id string) bool {
-	return id != "" && len(id) <= 64 && !strings.ContainsAny(id, "/ \t\r\n")
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if r == '/' || r == ' ' || r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }

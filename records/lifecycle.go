@@ -94,18 +94,23 @@ func (c *Case) Fold() {
 	c.State = ""
 	c.accepted = false
 	for i := range c.Events {
-		ev := &c.Events[i]
-		ev.Conflict = false
-		switch {
-		case c.State == "" && ev.Type == EventReceived:
-			c.State = EventReceived
-		case c.State != "" && allowed(c, c.State, ev.Type):
-			c.State = ev.Type
-			if ev.Type == EventAccepted {
-				c.accepted = true
-			}
-		default:
-			ev.Conflict = true
-		}
+		c.Events[i].Conflict = !c.step(c.Events[i].Type)
 	}
+}
+
+// step walks the lifecycle one event further: false when the event is
+// not possible in the case's state (a conflict, which changes nothing).
+func (c *Case) step(t string) bool {
+	switch {
+	case c.State == "" && t == EventReceived:
+		c.State = EventReceived
+	case c.State != "" && allowed(c, c.State, t):
+		c.State = t
+		if t == EventAccepted {
+			c.accepted = true
+		}
+	default:
+		return false
+	}
+	return true
 }

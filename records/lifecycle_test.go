@@ -44,7 +44,11 @@ func postEvent(st memState, clock *Clock, caseID, typ string) (Case, error) {
 	if err != nil {
 		return Case{}, err
 	}
-	return v.(Case), nil
+	c, err := GetCase(st, caseID)
+	if w := v.(CaseWrite); err == nil && (w.State != c.State || w.Event == nil || w.Event.ID != ev.ID) {
+		return c, fmt.Errorf("answer %+v, case state %s", w, c.State)
+	}
+	return c, err
 }
 
 func TestLifecycleTransitions(t *testing.T) {
@@ -130,8 +134,9 @@ func TestEventRetryIsIdempotent(t *testing.T) {
 	again := ev
 	again.HLC = clock.Now()
 	v, ch, err := Apply(st, Op{Kind: OpAppendEvent, Event: &again})
-	if err != nil || len(ch) != 0 || len(v.(Case).Events) != 2 {
-		t.Fatalf("retry: %v changes %d events %d", err, len(ch), len(v.(Case).Events))
+	c, _ := GetCase(st, "c")
+	if err != nil || len(ch) != 0 || len(c.Events) != 2 || v.(CaseWrite).State != EventAccepted {
+		t.Fatalf("retry: %v changes %d events %d answer %+v", err, len(ch), len(c.Events), v)
 	}
 	// The same id for another case is a conflict, not a silent repeat.
 	newTestCase(t, st, clock, "d", "P1")
@@ -186,11 +191,12 @@ func TestEvaluationsAndWorkOrders(t *testing.T) {
 			return Case{}, nil, err
 		}
 		PrepareEvaluation(&e, "c", "pc-1", clock.Now(), 10)
-		v, ch, err := Apply(st, Op{Kind: OpEvaluate, Evaluation: &e})
+		_, ch, err := Apply(st, Op{Kind: OpEvaluate, Evaluation: &e})
 		if err != nil {
 			return Case{}, nil, err
 		}
-		return v.(Case), ch, nil
+		c, err := GetCase(st, "c")
+		return c, ch, err
 	}
 	for _, bad := range []Evaluation{
 		{Level: "差", Channel: 4, Attempt: 1},
@@ -287,11 +293,10 @@ func TestLaggingClockEventIsOrderedAfterHistory(t *testing.T) {
 	behind := NewClock(func() time.Time { return time.Date(2026, 11, 2, 8, 0, 0, 0, time.UTC) }) // an hour behind
 	ev := Event{Type: EventAccepted, Actor: "clerk"}
 	PrepareEvent(&ev, "c", "pc-2", behind.Now())
-	v, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev})
-	if err != nil {
+	if _, _, err := Apply(st, Op{Kind: OpAppendEvent, Event: &ev}); err != nil {
 		t.Fatalf("accept from a lagging clock: %v", err)
 	}
-	c := v.(Case)
+	c, _ := GetCase(st, "c")
 	if c.State != EventAccepted || c.Events[1].ID != ev.ID || !(c.Events[1].HLC > c.Events[0].HLC) {
 		t.Fatalf("state %s, events %+v", c.State, c.Events)
 	}

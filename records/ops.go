@@ -51,6 +51,8 @@ type Change struct {
 type State interface {
 	Get(key string) ([]byte, error)
 	Set(key string, value []byte) error
+	// Scan is Reader.Scan, seeing the writes made so far.
+	Scan(prefix, after string, fn func(key string, value []byte) (bool, error)) error
 }
 
 // Reader is the read-only view queries use. Scan calls fn for each key
@@ -234,13 +236,12 @@ func createCase(st State, c Case) (any, []Change, error) {
 	if len(c.Events) != 1 || c.Events[0].Type != EventReceived {
 		return nil, nil, Invalid("events", "a new case carries exactly its %q event", EventReceived)
 	}
-	var old *Case
-	if err := getJSON(st, prefixCase+c.ID, &old); err != nil {
+	old, err := readCase(st, c.ID)
+	if err != nil {
 		return nil, nil, err
 	}
 	if old != nil {
 		// The same client id again: a retry, answered with what is stored.
-		old.Fold()
 		return *old, nil, nil
 	}
 	owner := "case " + c.ID
@@ -256,94 +257,113 @@ func createCase(st State, c Case) (any, []Change, error) {
 	}
 	c.ItemName, c.Instant, c.Limit = item.Name, item.Instant, item.PromisedLimit
 	c.Events[0].CaseID = c.ID
+	c.Events[0] = stored(c.Events[0])
 	c.Evaluations = nil
 	c.Fold()
-	data, err := setJSON(st, prefixCase+c.ID, c)
-	if err != nil {
+	h := &caseHead{Case: c}
+	h.Events, h.State = nil, ""
+	h.step(c.Events[0])
+	if err := putEvent(st, c.ID, c.Events[0]); err != nil {
+		return nil, nil, err
+	}
+	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Set(prefixEvent+c.Events[0].ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", c.Events[0].ID, err)
 	}
-	return c, []Change{{Kind: "case", Key: c.ID, Data: data}}, nil
+	ch, err := change("case", c.ID, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, []Change{ch}, nil
 }
 
-func loadCase(st State, id string) (*Case, error) {
-	var c *Case
-	if err := getJSON(st, prefixCase+id, &c); err != nil {
+// CaseWrite is the answer to an event or an evaluation written to a case:
+// the case's state after it and what was written as stored (the event
+// without its data, which the writer has). A repeat answers the case's
+// state only. Read the whole case with GetCase.
+type CaseWrite struct {
+	Case       string      `json:"case"`
+	State      string      `json:"state"`
+	Event      *Event      `json:"event,omitempty"`
+	Evaluation *Evaluation `json:"evaluation,omitempty"`
+}
+
+// loadCase reads the head of case id, or a not-found error.
+func loadCase(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead, error) {
+	h, err := loadHead(st, id)
+	if err != nil {
 		return nil, err
 	}
-	if c == nil {
+	if h == nil {
 		return nil, NotFound("case %q not found", id)
 	}
-	c.Fold()
-	return c, nil
+	return h, nil
 }
 
 func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, nil, err
 	}
-	c, err := loadCase(st, ev.CaseID)
+	h, err := loadCase(st, ev.CaseID)
 	if err != nil {
 		return nil, nil, err
 	}
-	owner := "case " + c.ID
+	owner := "case " + h.ID
 	if repeat, err := claimID(st, ev.ID, owner); err != nil || repeat {
-		return *c, nil, err
+		return CaseWrite{Case: h.ID, State: h.State}, nil, err
 	}
-	before := c.State
-	ev.HLC = After(ev.HLC, c.lastHLC())
+	before := h.State
+	ev = stored(ev)
+	ev.CaseID = h.ID
+	ev.HLC = After(ev.HLC, h.lastHLC())
 	ev.At = ev.HLC.Time()
-	c.Events = append(c.Events, ev)
-	c.Fold()
 	var refused *Error
-	for _, e := range c.Events {
-		if e.ID == ev.ID && e.Conflict {
-			refused = Conflict("case %s is %s: %s is not possible now (possible: %s)", c.ID, before, ev.Type, possibleNext(c, before))
-			ev.Conflict = true
+	if !h.step(ev) {
+		refused = Conflict("case %s is %s: %s is not possible now (possible: %s)", h.ID, before, ev.Type, possibleNext(&h.Case, before))
+		if !offline {
+			return nil, nil, refused
 		}
 	}
-	if refused != nil && !offline {
-		return nil, nil, refused
-	}
-	if err := checkCaseSize(c); err != nil {
+	if err := checkCaseSize(h); err != nil {
 		return nil, nil, err
 	}
-	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
+	if err := putEvent(st, h.ID, ev); err != nil {
+		return nil, nil, err
+	}
+	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Set(prefixEvent+ev.ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	ch, err := change("event", c.ID, ev)
+	ev.Conflict = refused != nil
+	ch, err := change("event", h.ID, ev)
 	if err != nil {
 		return nil, nil, err
 	}
 	changes := []Change{ch}
 	if refused != nil {
-		_, cc, err := putConflict(st, ConflictRecord{ID: ev.ID, CaseID: c.ID, Kind: OpAppendEvent, Type: ev.Type, Node: ev.Node, HLC: ev.HLC, Reason: refused.Message, Kept: KeptInHistory})
+		_, cc, err := putConflict(st, ConflictRecord{ID: ev.ID, CaseID: h.ID, Kind: OpAppendEvent, Type: ev.Type, Node: ev.Node, HLC: ev.HLC, Reason: refused.Message, Kept: KeptInHistory})
 		if err != nil {
 			return nil, nil, err
 		}
 		changes = append(changes, cc...)
 	}
-	return *c, changes, nil
+	shown := ev
+	shown.Data = nil
+	return CaseWrite{Case: h.ID, State: h.State, Event: &shown}, changes, nil
 }
 
-// maxCaseBytes bounds a case's stored record, so that applying any one op
-// fits a store transaction whatever it is batched with. A real case has a
-// few dozen events; one that reaches this is refused further writes (an
-// offline one is kept as a conflict).
+// maxCaseBytes bounds a case's record (head and events). A real case has
+// a few dozen events; one that reaches this is refused further writes
+// (an offline one is kept as a conflict).
 const maxCaseBytes = 256 << 10
 
-func checkCaseSize(c *Case) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
-	}
-	if len(b) > maxCaseBytes {
-		return Conflict("case %s is full: its record would be %d KiB (at most %d KiB, %d events): record further steps in a new case", c.ID, len(b)>>10, maxCaseBytes>>10, len(c.Events))
+func checkCaseSize(h *caseHead) error {
+	if n := h.size(); n > maxCaseBytes {
+		return Conflict("case %s is full: its record would be %d KiB (at most %d KiB, %d events): record further steps in a new case", h.ID, n>>10, maxCaseBytes>>10, h.NEvents)
 	}
 	return nil
 }
@@ -365,41 +385,42 @@ func evaluate(st State, e Evaluation) (any, []Change, error) {
 	if err := e.Validate(); err != nil {
 		return nil, nil, err
 	}
-	c, err := loadCase(st, e.CaseID)
+	h, err := loadCase(st, e.CaseID)
 	if err != nil {
 		return nil, nil, err
 	}
-	owner := "evaluation of case " + c.ID
+	owner := "evaluation of case " + h.ID
 	if repeat, err := claimID(st, e.ID, owner); err != nil || repeat {
-		return *c, nil, err
+		return CaseWrite{Case: h.ID, State: h.State}, nil, err
 	}
 	var wo *WorkOrder
-	for _, prev := range c.Evaluations {
+	for _, prev := range h.Evaluations {
 		if prev.Attempt == e.Attempt {
-			return nil, nil, Conflict("case %s already has its %s evaluation (一事一评)", c.ID, attemptName(e.Attempt))
+			return nil, nil, Conflict("case %s already has its %s evaluation (一事一评)", h.ID, attemptName(e.Attempt))
 		}
 	}
 	if e.Attempt == 2 {
-		if err := getJSON(st, prefixWorkOrder+workOrderID(c), &wo); err != nil {
+		if err := getJSON(st, prefixWorkOrder+workOrderID(&h.Case), &wo); err != nil {
 			return nil, nil, err
 		}
 		if wo == nil {
-			return nil, nil, Conflict("case %s has no bad-review work order: a second evaluation follows a work order's call-back", c.ID)
+			return nil, nil, Conflict("case %s has no bad-review work order: a second evaluation follows a work order's call-back", h.ID)
 		}
 	}
-	e.HLC = After(e.HLC, c.lastHLC())
+	e.HLC = After(e.HLC, h.lastHLC())
 	e.At = e.HLC.Time()
-	c.Evaluations = append(c.Evaluations, e)
-	if err := checkCaseSize(c); err != nil {
+	h.Evaluations = append(h.Evaluations, e)
+	h.Last = max(h.Last, e.HLC)
+	if err := checkCaseSize(h); err != nil {
 		return nil, nil, err
 	}
-	if _, err := setJSON(st, prefixCase+c.ID, c); err != nil {
+	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
 	if err := st.Set(prefixEvent+e.ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index evaluation %s: %w", e.ID, err)
 	}
-	ch, err := change("evaluation", c.ID, e)
+	ch, err := change("evaluation", h.ID, e)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -411,7 +432,7 @@ func evaluate(st State, e Evaluation) (any, []Change, error) {
 			days = DefaultWorkOrderDays
 		}
 		wo = &WorkOrder{
-			ID: workOrderID(c), CaseID: c.ID, EvaluationID: e.ID, Station: c.Station, ItemCode: c.ItemCode,
+			ID: workOrderID(&h.Case), CaseID: h.ID, EvaluationID: e.ID, Station: h.Station, ItemCode: h.ItemCode,
 			Level: e.Level, Text: e.Text, State: WorkOrderOpen, OpenedAt: e.At, DueDays: days, Events: []WorkOrderEvent{},
 		}
 	case e.Attempt == 2:
@@ -424,7 +445,9 @@ func evaluate(st State, e Evaluation) (any, []Change, error) {
 		}
 		changes = append(changes, Change{Kind: "workorder", Key: wo.ID, Data: data})
 	}
-	return *c, changes, nil
+	shown := e
+	shown.Evaluator = ""
+	return CaseWrite{Case: h.ID, State: h.State, Evaluation: &shown}, changes, nil
 }
 
 // workOrderID names the one work order a case's bad first evaluation opens.
@@ -525,7 +548,7 @@ func PrepareWorkOrderEvent(ev *WorkOrderEvent, node string, at HLC) {
 // Validate checks a lifecycle event as posted by a client.
 func (ev *Event) Validate() error {
 	if ev.ID != "" && !validRecordID(ev.ID) {
-		return Invalid("id", "must be at most 64 characters without spaces or '/'")
+		return Invalid("id", "must be at most 64 characters without spaces, control characters or '/'")
 	}
 	if ev.Type == EventReceived {
 		return Invalid("type", "received is the first event of a new case: POST /v1/cases")

@@ -34,14 +34,13 @@ func ListItems(r Reader) ([]Item, error) {
 
 // GetCase returns the case with id, or a not-found error.
 func GetCase(r Reader, id string) (Case, error) {
-	var c *Case
-	if err := getJSON(r, prefixCase+id, &c); err != nil {
+	c, err := readCase(r, id)
+	if err != nil {
 		return Case{}, err
 	}
 	if c == nil {
 		return Case{}, NotFound("case %q not found", id)
 	}
-	c.Fold()
 	return *c, nil
 }
 
@@ -93,16 +92,7 @@ func ListCases(r Reader, q CaseQuery) (CasePage, error) {
 		return CasePage{}, err
 	}
 	page := CasePage{Cases: []Case{}}
-	after := ""
-	if q.After != "" {
-		after = prefixCase + q.After
-	}
-	err = r.Scan(prefixCase, after, func(key string, v []byte) (bool, error) {
-		var c Case
-		if err := json.Unmarshal(v, &c); err != nil {
-			return false, fmt.Errorf("decode %s: %w", key, err)
-		}
-		c.Fold()
+	err = scanCases(r, q.After, func(c Case) (bool, error) {
 		if !match(c) {
 			return true, nil
 		}

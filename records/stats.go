@@ -85,12 +85,7 @@ func ComputeMonthlyStats(r Reader, station string, q StatsQuery) (MonthlyStats, 
 		}
 		return s
 	}
-	err = r.Scan(prefixCase, "", func(key string, v []byte) (bool, error) {
-		var c Case
-		if err := json.Unmarshal(v, &c); err != nil {
-			return false, fmt.Errorf("decode %s: %w", key, err)
-		}
-		c.Fold()
+	err = scanCases(r, "", func(c Case) (bool, error) {
 		s := get(c.ItemCode, c.ItemName)
 		tl := c.Timeline()
 		if in(c.CreatedAt) {

@@ -408,6 +408,9 @@ type txnState struct{ txn *badger.Txn }
 
 func (s txnState) Get(key string) ([]byte, error) { return getBytes(s.txn, []byte(key)) }
 func (s txnState) Set(key string, v []byte) error { return s.txn.Set([]byte(key), v) }
+func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
+	return txnReader(s).Scan(prefix, after, fn)
+}
 
 // txnReader adapts a read-only transaction to records.Reader.
 type txnReader struct{ txn *badger.Txn }

@@ -1,0 +1,289 @@
+package records
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// How a case is stored. A case's head (identity, applicant, evaluations
+// and the fold of its events so far) lives under case/<id>, and each
+// event under its own key right after it:
+//
+//	case/<id>                     head (JSON caseHead)
+//	case/<id>\x00<hlc><event id>  one event (JSON Event)
+//
+// so appending an event writes one small key and the head instead of
+// rewriting the whole case, and one scan of case/ still reads every case
+// with its events in order (NUL sorts before every character an id may
+// hold). A new event always sorts after the case's last one (After), so
+// the head's state is folded one event at a time; the center, which may
+// merge events out of order, folds again from the stored events.
+//
+// Records written before this layout hold their events in the head; they
+// are read as they are and moved to event keys the next time the case is
+// written.
+
+const eventSep = "\x00"
+
+// caseHead is the stored head of a case. Events is empty, except in a
+// record written before events had their own keys.
+type caseHead struct {
+	Case
+	// The fold of the events so far: whether an acceptance happened, the
+	// largest timestamp of any event or evaluation, how many events and how
+	// many bytes they take (the case's size bound).
+	Accepted bool `json:"fold_accepted,omitempty"`
+	Last     HLC  `json:"last_hlc,omitempty"`
+	NEvents  int  `json:"event_count,omitempty"`
+	Bytes    int  `json:"event_bytes,omitempty"`
+
+	legacy bool // events held in the head: move them out at the next store
+}
+
+func caseKey(id string) string { return prefixCase + id }
+
+func eventsPrefix(id string) string { return prefixCase + id + eventSep }
+
+func eventKey(caseID string, ev Event) string {
+	return eventsPrefix(caseID) + string(ev.HLC) + ev.ID
+}
+
+// loadHead reads the head of case id (nil if there is none).
+func loadHead(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead, error) {
+	if strings.Contains(id, eventSep) {
+		return nil, nil // an event's key, not a case id (ids hold no control characters)
+	}
+	var h *caseHead
+	if err := getJSON(st, caseKey(id), &h); err != nil || h == nil {
+		return nil, err
+	}
+	if len(h.Events) > 0 {
+		h.legacy = true
+		h.refold(h.Events)
+	}
+	h.Case.accepted = h.Accepted
+	return h, nil
+}
+
+// refold sets the head's fold from all of the case's events.
+func (h *caseHead) refold(evs []Event) {
+	c := h.Case
+	c.Events = evs
+	c.Fold()
+	h.State, h.Accepted = c.State, c.accepted
+	h.Case.accepted = c.accepted
+	h.NEvents, h.Bytes, h.Last = len(evs), 0, ""
+	for _, ev := range evs {
+		h.Bytes += eventSize(ev)
+		h.Last = max(h.Last, ev.HLC)
+	}
+	for _, e := range h.Evaluations {
+		h.Last = max(h.Last, e.HLC)
+	}
+}
+
+// eventSize is what an event adds to its case's size.
+func eventSize(ev Event) int {
+	return len(ev.ID) + len(ev.Type) + len(ev.Actor) + len(ev.Node) + len(ev.Data) + 120
+}
+
+// stored is the event as kept: the conflict and pending marks belong to a
+// view (Fold and WithPending set them).
+func stored(ev Event) Event {
+	ev.Conflict, ev.Pending = false, false
+	return ev
+}
+
+// putEvent stores one event of case id.
+func putEvent(st State, id string, ev Event) error {
+	b, err := json.Marshal(stored(ev))
+	if err != nil {
+		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	if err := st.Set(eventKey(id, ev), b); err != nil {
+		return fmt.Errorf("write event %s: %w", ev.ID, err)
+	}
+	return nil
+}
+
+// storeHead writes the head; a legacy head's events move to their keys.
+func storeHead(st State, h *caseHead) error {
+	if h.legacy {
+		for _, ev := range h.Events {
+			if err := putEvent(st, h.ID, ev); err != nil {
+				return err
+			}
+		}
+		h.legacy = false
+	}
+	h.Accepted = h.Case.accepted
+	head := *h
+	head.Events = nil
+	_, err := setJSON(st, caseKey(h.ID), head)
+	return err
+}
+
+// step folds one more event, later than every event before it, into the
+// head: it reports false when the event is not possible now (a conflict,
+// kept but not applied).
+func (h *caseHead) step(ev Event) bool {
+	ok := h.Case.step(ev.Type)
+	h.Accepted = h.Case.accepted
+	h.NEvents++
+	h.Bytes += eventSize(ev)
+	h.Last = max(h.Last, ev.HLC)
+	return ok
+}
+
+// size is the case's size as bounded by maxCaseBytes.
+func (h *caseHead) size() int {
+	n := h.Bytes + 512 + len(h.Applicant.Name) + len(h.ItemName)
+	for _, e := range h.Evaluations {
+		n += len(e.Text) + 200
+	}
+	return n
+}
+
+// lastHLC is the largest timestamp the case holds.
+func (h *caseHead) lastHLC() HLC {
+	last := h.Last
+	for _, e := range h.Evaluations {
+		last = max(last, e.HLC)
+	}
+	return last
+}
+
+// caseScanner reads whole cases from a scan of case/: a head, then its
+// events.
+type caseScanner interface {
+	Get(string) ([]byte, error)
+	Scan(prefix, after string, fn func(string, []byte) (bool, error)) error
+}
+
+// readCase reads case id with its events, folded (nil if there is none).
+func readCase(r caseScanner, id string) (*Case, error) {
+	h, err := loadHead(r, id)
+	if err != nil || h == nil {
+		return nil, err
+	}
+	c := h.Case
+	evs := h.Events
+	err = r.Scan(eventsPrefix(id), "", func(k string, v []byte) (bool, error) {
+		var ev Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return false, fmt.Errorf("decode %q: %w", k, err)
+		}
+		evs = append(evs, ev)
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.Events = evs
+	c.Fold()
+	return &c, nil
+}
+
+// scanCases calls fn with every case after case id `after` ("" for all),
+// in id order, with its events, folded, until fn returns false.
+func scanCases(r caseScanner, after string, fn func(Case) (bool, error)) error {
+	var (
+		cur  *Case
+		stop bool
+	)
+	flush := func() (bool, error) {
+		if cur == nil {
+			return true, nil
+		}
+		c := *cur
+		cur = nil
+		c.Fold()
+		return fn(c)
+	}
+	from := ""
+	if after != "" {
+		from = caseKey(after) + "\x01" // past the case and its events
+	}
+	err := r.Scan(prefixCase, from, func(k string, v []byte) (bool, error) {
+		rest := k[len(prefixCase):]
+		if id, _, isEvent := strings.Cut(rest, eventSep); isEvent {
+			if cur == nil || cur.ID != id {
+				return true, nil // an event without its head: not a case
+			}
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return false, fmt.Errorf("decode %q: %w", k, err)
+			}
+			cur.Events = append(cur.Events, ev)
+			return true, nil
+		}
+		more, err := flush()
+		if err != nil || !more {
+			stop = true
+			return false, err
+		}
+		var h caseHead
+		if err := json.Unmarshal(v, &h); err != nil {
+			return false, fmt.Errorf("decode %s: %w", k, err)
+		}
+		c := h.Case
+		cur = &c
+		return true, nil
+	})
+	if err != nil || stop {
+		return err
+	}
+	_, err = flush()
+	return err
+}
+
+// mergeEvents adds events of case h not stored yet (the center merging a
+// station's records): by id and timestamp, so a repeat adds nothing. The
+// head is folded one event at a time when they all come after the case's
+// last one, else from all stored events again.
+func mergeEvents(st State, h *caseHead, evs []Event) error {
+	var fresh []Event
+	for _, ev := range evs {
+		if hasEvent(Case{Events: h.Events}, ev.ID) {
+			continue
+		}
+		b, err := st.Get(eventKey(h.ID, ev))
+		if err != nil {
+			return fmt.Errorf("read event %s: %w", ev.ID, err)
+		}
+		if b == nil {
+			fresh = append(fresh, ev)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	sortEvents(fresh)
+	inOrder := fresh[0].HLC > h.Last && !h.legacy
+	for _, ev := range fresh {
+		if err := putEvent(st, h.ID, ev); err != nil {
+			return err
+		}
+	}
+	if inOrder {
+		for _, ev := range fresh {
+			h.step(ev)
+		}
+		return nil
+	}
+	all := append([]Event(nil), h.Events...)
+	err := st.Scan(eventsPrefix(h.ID), "", func(k string, v []byte) (bool, error) {
+		var ev Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return false, fmt.Errorf("decode %q: %w", k, err)
+		}
+		all = append(all, ev)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	h.refold(all)
+	return nil
+}
