@@ -34,6 +34,7 @@ type report struct {
 	settings
 	smoke      bool
 	start      time.Time
+	bin        string // the stationsync binary built for the run
 	binSize    int64
 	coldStart  time.Duration // max over the 3 nodes: process start to /v1/status answering
 	leaderAt   time.Duration // first process start to an agreed leader
@@ -46,6 +47,9 @@ type report struct {
 	idleRSS    int64   // max over nodes
 	profile    string
 	failures   []string
+	only       string // -only: run just these sections
+	// Results of the sections (sections.go), each filled by its own file.
+	sec sectionResults
 }
 
 func (r *report) fail(format string, args ...any) {
@@ -60,6 +64,7 @@ func main() {
 		out        = flag.String("out", "", "write the results as markdown to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the in-process Go-API run at the highest concurrency")
 		keep       = flag.Bool("keep", false, "keep the temporary folder (logs, data)")
+		only       = flag.String("only", "", "run only these sections (comma-separated names, see sections.go), without the write rows")
 		// Hidden: the bench binary re-executed as one etcd member.
 		member  = flag.String("etcd-member", "", "")
 		eDir    = flag.String("etcd-dir", "", "")
@@ -100,7 +105,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile}
+	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile, only: *only}
 	ok := runAll(rep, root)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {
@@ -137,9 +142,13 @@ func runAll(rep *report, root string) bool {
 	}
 	fmt.Printf("bench: built %s (%s) in %v\n", bin, mib(rep.binSize), time.Since(t0).Round(time.Millisecond))
 
-	rep.runStation(bin, root+"/station")
-	rep.runGoAPI(root + "/goapi")
-	rep.runEtcd(root + "/etcd")
+	if rep.only == "" {
+		rep.runStation(bin, root+"/station")
+		rep.runGoAPI(root + "/goapi")
+		rep.runEtcd(root + "/etcd")
+	}
+	rep.bin = bin
+	rep.runSections(root)
 
 	for _, set := range [][]loadResult{rep.http, rep.goap, rep.etcd} {
 		for _, r := range set {
@@ -413,6 +422,10 @@ func (rep *report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	if rep.only != "" {
+		rep.sectionsMarkdown(&b)
+		return b.String()
+	}
 	b.WriteString("## Writes (3 nodes on loopback, ~1 KiB, fsync on)\n\n")
 	b.WriteString("| clients | metric | stationsync HTTP | stationsync Go API | etcd put | HTTP / etcd | Go API / etcd | target | HTTP vs target |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range rep.Clients {
@@ -479,5 +492,6 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "| RSS right after start (max of 3) | %s | | |\n", mib(rep.startRSS))
 	fmt.Fprintf(&b, "| idle RSS after the write runs and failovers, end of a %v idle window (max of 3) | %s | < 96 MiB | %s |\n", rep.Idle, mib(rep.idleRSS), yesno(rep.idleRSS > 0 && rep.idleRSS < 96<<20))
 	fmt.Fprintf(&b, "| idle CPU over that window (max of 3, %% of one core) | %.2f %% | < 1 %% | %s |\n", rep.idleCPU, yesno(rep.idleRSS > 0 && rep.idleCPU < 1))
+	rep.sectionsMarkdown(&b)
 	return b.String()
 }
