@@ -15,20 +15,11 @@ import (
 // the case exists and orders the event after the case's history anyway.
 func (d *Daemon) observeCase(id string) error {
 	return d.node.View(func(rd records.Reader) error {
-		c, err := records.GetCase(rd, id)
-		if de, ok := records.AsError(err); ok && de.Code == records.CodeNotFound {
-			return nil
+		last, err := records.CaseLastHLC(rd, id)
+		if last != "" {
+			d.clock.Observe(last)
 		}
-		if err != nil {
-			return err
-		}
-		for _, ev := range c.Events {
-			d.clock.Observe(ev.HLC)
-		}
-		for _, e := range c.Evaluations {
-			d.clock.Observe(e.HLC)
-		}
-		return nil
+		return err
 	})
 }
 

@@ -95,23 +95,23 @@ func stored(ev Event) Event {
 	return ev
 }
 
-// putEvent stores one event of case id.
-func putEvent(st State, id string, ev Event) error {
+// putEvent stores one event of case id and returns it as stored.
+func putEvent(st State, id string, ev Event) ([]byte, error) {
 	b, err := json.Marshal(stored(ev))
 	if err != nil {
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
 	if err := st.Set(eventKey(id, ev), b); err != nil {
-		return fmt.Errorf("write event %s: %w", ev.ID, err)
+		return nil, fmt.Errorf("write event %s: %w", ev.ID, err)
 	}
-	return nil
+	return b, nil
 }
 
 // storeHead writes the head; a legacy head's events move to their keys.
 func storeHead(st State, h *caseHead) error {
 	if h.legacy {
 		for _, ev := range h.Events {
-			if err := putEvent(st, h.ID, ev); err != nil {
+			if _, err := putEvent(st, h.ID, ev); err != nil {
 				return err
 			}
 		}
@@ -154,6 +154,17 @@ func (h *caseHead) lastHLC() HLC {
 	return last
 }
 
+// CaseLastHLC is the largest timestamp case id holds ("" when the case is
+// not here): what a node's clock observes before writing to the case,
+// read from the case's head alone.
+func CaseLastHLC(r interface{ Get(string) ([]byte, error) }, id string) (HLC, error) {
+	h, err := loadHead(r, id)
+	if err != nil || h == nil {
+		return "", err
+	}
+	return h.lastHLC(), nil
+}
+
 // caseScanner reads whole cases from a scan of case/: a head, then its
 // events.
 type caseScanner interface {
@@ -168,19 +179,10 @@ func readCase(r caseScanner, id string) (*Case, error) {
 		return nil, err
 	}
 	c := h.Case
-	evs := h.Events
-	err = r.Scan(eventsPrefix(id), "", func(k string, v []byte) (bool, error) {
-		var ev Event
-		if err := json.Unmarshal(v, &ev); err != nil {
-			return false, fmt.Errorf("decode %q: %w", k, err)
-		}
-		evs = append(evs, ev)
-		return true, nil
-	})
+	c.Events, err = appendStoredEvents(r, id, h.Events)
 	if err != nil {
 		return nil, err
 	}
-	c.Events = evs
 	c.Fold()
 	return &c, nil
 }
@@ -262,7 +264,7 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 	sortEvents(fresh)
 	inOrder := fresh[0].HLC > h.Last && !h.legacy
 	for _, ev := range fresh {
-		if err := putEvent(st, h.ID, ev); err != nil {
+		if _, err := putEvent(st, h.ID, ev); err != nil {
 			return err
 		}
 	}
@@ -272,18 +274,25 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 		}
 		return nil
 	}
-	all := append([]Event(nil), h.Events...)
-	err := st.Scan(eventsPrefix(h.ID), "", func(k string, v []byte) (bool, error) {
-		var ev Event
-		if err := json.Unmarshal(v, &ev); err != nil {
-			return false, fmt.Errorf("decode %q: %w", k, err)
-		}
-		all = append(all, ev)
-		return true, nil
-	})
+	all, err := appendStoredEvents(st, h.ID, append([]Event(nil), h.Events...))
 	if err != nil {
 		return err
 	}
 	h.refold(all)
 	return nil
+}
+
+// appendStoredEvents appends the events stored under case id's keys to evs.
+func appendStoredEvents(r interface {
+	Scan(string, string, func(string, []byte) (bool, error)) error
+}, id string, evs []Event) ([]Event, error) {
+	err := r.Scan(eventsPrefix(id), "", func(k string, v []byte) (bool, error) {
+		var ev Event
+		if err := json.Unmarshal(v, &ev); err != nil {
+			return false, fmt.Errorf("decode %q: %w", k, err)
+		}
+		evs = append(evs, ev)
+		return true, nil
+	})
+	return evs, err
 }

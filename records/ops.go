@@ -263,7 +263,7 @@ func createCase(st State, c Case) (any, []Change, error) {
 	h := &caseHead{Case: c}
 	h.Events, h.State = nil, ""
 	h.step(c.Events[0])
-	if err := putEvent(st, c.ID, c.Events[0]); err != nil {
+	if _, err := putEvent(st, c.ID, c.Events[0]); err != nil {
 		return nil, nil, err
 	}
 	if err := storeHead(st, h); err != nil {
@@ -329,7 +329,8 @@ func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if err := checkCaseSize(h); err != nil {
 		return nil, nil, err
 	}
-	if err := putEvent(st, h.ID, ev); err != nil {
+	data, err := putEvent(st, h.ID, ev)
+	if err != nil {
 		return nil, nil, err
 	}
 	if err := storeHead(st, h); err != nil {
@@ -338,10 +339,12 @@ func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if err := st.Set(prefixEvent+ev.ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	ev.Conflict = refused != nil
-	ch, err := change("event", h.ID, ev)
-	if err != nil {
-		return nil, nil, err
+	ch := Change{Kind: "event", Key: h.ID, Data: data}
+	if refused != nil {
+		ev.Conflict = true
+		if ch, err = change("event", h.ID, ev); err != nil {
+			return nil, nil, err
+		}
 	}
 	changes := []Change{ch}
 	if refused != nil {

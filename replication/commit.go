@@ -27,7 +27,7 @@ const (
 
 type request struct {
 	ops   []records.Op
-	size  int
+	raw   []byte // ops as a JSON array: encoded once, carried as they are into the raft entry
 	done  chan response
 	local bool // submitted on the leader (local or forwarded): apply, never forward
 }
@@ -45,8 +45,10 @@ func (n *Node) Submit(ctx context.Context, ops []records.Op) ([]Result, error) {
 	return n.submit(ctx, ops, false)
 }
 
-func (n *Node) submitLocal(ctx context.Context, ops []records.Op) ([]Result, error) {
-	return n.submit(ctx, ops, true)
+// submitForwarded applies ops a follower forwarded (raw: their JSON, as
+// received and decoded into ops) on this node, the leader.
+func (n *Node) submitForwarded(ctx context.Context, ops []records.Op, raw []byte) ([]Result, error) {
+	return n.enqueue(ctx, &request{ops: ops, raw: raw, local: true})
 }
 
 func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Result, error) {
@@ -57,10 +59,17 @@ func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Resu
 	if err != nil {
 		return nil, fmt.Errorf("encode ops: %w", err)
 	}
-	if len(b) > maxWriteBytes {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(b), maxWriteBytes)
+	return n.enqueue(ctx, &request{ops: ops, raw: b, local: local})
+}
+
+func (n *Node) enqueue(ctx context.Context, req *request) ([]Result, error) {
+	if len(req.ops) == 0 {
+		return nil, nil
 	}
-	req := &request{ops: ops, size: len(b), done: make(chan response, 1), local: local}
+	if len(req.raw) > maxWriteBytes {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(req.raw), maxWriteBytes)
+	}
+	req.done = make(chan response, 1)
 	select {
 	case n.submitC <- req:
 	case <-n.closing:
@@ -101,18 +110,18 @@ func (n *Node) runBatcher() {
 			}
 		}
 		batch := []*request{first}
-		ops, size := len(first.ops), first.size
+		ops, size := len(first.ops), len(first.raw)
 	gather:
 		for ops < maxBatchOps && size < maxBatchBytes {
 			select {
 			case r := <-n.submitC:
-				if ops+len(r.ops) > maxBatchOps || size+r.size > maxBatchBytes || r.local != first.local {
+				if ops+len(r.ops) > maxBatchOps || size+len(r.raw) > maxBatchBytes || r.local != first.local {
 					carry = r
 					break gather
 				}
 				batch = append(batch, r)
 				ops += len(r.ops)
-				size += r.size
+				size += len(r.raw)
 			default:
 				break gather
 			}
@@ -129,21 +138,24 @@ func (n *Node) runBatcher() {
 // commit writes one batch: as a raft entry on the leader, or forwarded to
 // the leader from a follower.
 func (n *Node) commit(batch []*request) {
-	var ops []records.Op
-	for _, r := range batch {
-		ops = append(ops, r.ops...)
+	nops := 0
+	raws := make([][]byte, len(batch))
+	for i, r := range batch {
+		nops += len(r.ops)
+		raws[i] = r.raw
 	}
+	raw := joinOps(raws)
 	ctx, cancel := n.bounded(n.cfg.ApplyTimeout)
 	defer cancel()
 	var results []Result
 	var err error
 	if batch[0].local {
-		results, err = n.applyLeader(ops)
+		results, err = n.applyLeader(raw)
 	} else {
-		results, err = n.applyAnywhere(ctx, ops)
+		results, err = n.applyAnywhere(ctx, raw)
 	}
-	if err == nil && len(results) != len(ops) {
-		err = fmt.Errorf("internal: %d results for %d ops", len(results), len(ops))
+	if err == nil && len(results) != nops {
+		err = fmt.Errorf("internal: %d results for %d ops", len(results), nops)
 	}
 	i := 0
 	for _, r := range batch {
@@ -156,13 +168,34 @@ func (n *Node) commit(batch []*request) {
 	}
 }
 
-// applyLeader appends ops as one raft entry; only the leader may.
-func (n *Node) applyLeader(ops []records.Op) ([]Result, error) {
-	env := envelope{Ops: ops}
-	if n.fsm.clusterID.Load().(string) == "" {
-		env.Init = &initCommand{ClusterID: newClusterID()}
+// joinOps joins JSON arrays of ops into one.
+func joinOps(raws [][]byte) []byte {
+	if len(raws) == 1 {
+		return raws[0]
 	}
-	data, err := encodeEnvelope(env)
+	size := 2
+	for _, r := range raws {
+		size += len(r)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '[')
+	for i, r := range raws {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, r[1:len(r)-1]...) // each is a non-empty array
+	}
+	return append(out, ']')
+}
+
+// applyLeader appends ops (a JSON array) as one raft entry; only the
+// leader may.
+func (n *Node) applyLeader(ops []byte) ([]Result, error) {
+	var init *initCommand
+	if n.fsm.clusterID.Load().(string) == "" {
+		init = &initCommand{ClusterID: newClusterID()}
+	}
+	data, err := encodeOpsEnvelope(init, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -177,13 +210,16 @@ func (n *Node) applyLeader(ops []records.Op) ([]Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("internal: unexpected apply response %T", f.Response())
 	}
+	if err := encodeValues(results); err != nil {
+		return nil, err
+	}
 	return results, nil
 }
 
 // applyAnywhere applies ops on the leader, whoever it is: here, or
 // forwarded over QUIC. A follower answers once the entry is applied here
 // too, so a clerk reads back what was just written on the same PC.
-func (n *Node) applyAnywhere(ctx context.Context, ops []records.Op) ([]Result, error) {
+func (n *Node) applyAnywhere(ctx context.Context, ops []byte) ([]Result, error) {
 	for {
 		if n.raft.State() == raft.Leader {
 			return n.applyLeader(ops)
@@ -216,7 +252,7 @@ func (n *Node) applyAnywhere(ctx context.Context, ops []records.Op) ([]Result, e
 // current leader) is right: nothing was sent, the peer was not the leader,
 // or the leader changed while its answer was awaited (ids make a resend a
 // repeat).
-func (n *Node) forward(ctx context.Context, addr string, ops []records.Op) ([]Result, bool, error) {
+func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, bool, error) {
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	c, _, err := n.tr.Dial(dctx, addr, transport.KindRPC)
 	cancel()

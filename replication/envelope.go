@@ -39,6 +39,23 @@ func encodeEnvelope(e envelope) ([]byte, error) {
 	return json.Marshal(e)
 }
 
+// encodeOpsEnvelope is encodeEnvelope for ops already encoded as a JSON
+// array (by the node that took the write), so a batch is not encoded
+// again.
+func encodeOpsEnvelope(init *initCommand, ops []byte) ([]byte, error) {
+	out := make([]byte, 0, len(ops)+96)
+	out = fmt.Appendf(out, `{"v":%d,`, envelopeMaxVersion)
+	if init != nil {
+		b, err := json.Marshal(init)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(append(out, `"init":`...), b...), ',')
+	}
+	out = append(append(out, `"ops":`...), ops...)
+	return append(out, '}'), nil
+}
+
 func decodeEnvelope(b []byte) (envelope, error) {
 	var e envelope
 	if err := json.Unmarshal(b, &e); err != nil {
@@ -59,4 +76,22 @@ type Result struct {
 	Value  json.RawMessage `json:"value,omitempty"`
 	// Index is the raft index the op was committed at.
 	Index uint64 `json:"index"`
+
+	value any // what Value encodes: encoded only where a caller waits (encodeValues)
+}
+
+// encodeValues encodes the results' values. The FSM leaves them unencoded:
+// every node applies every op, but only the leader answers.
+func encodeValues(results []Result) error {
+	for i := range results {
+		if results[i].value == nil || results[i].Value != nil {
+			continue
+		}
+		b, err := json.Marshal(results[i].value)
+		if err != nil {
+			return fmt.Errorf("encode result: %w", err)
+		}
+		results[i].Value, results[i].value = b, nil
+	}
+	return nil
 }

@@ -35,6 +35,27 @@ type FeedChange struct {
 	records.Change
 }
 
+// encodeFeedChange encodes FeedChange{seq, index, ch} as json.Marshal
+// would, without compacting ch.Data again (records encoded it).
+func encodeFeedChange(seq, index uint64, ch records.Change) ([]byte, error) {
+	kind, err := json.Marshal(ch.Kind)
+	if err != nil {
+		return nil, err
+	}
+	key, err := json.Marshal(ch.Key)
+	if err != nil {
+		return nil, err
+	}
+	data := []byte(ch.Data)
+	if len(data) == 0 {
+		data = []byte("null")
+	}
+	out := make([]byte, 0, len(data)+len(kind)+len(key)+64)
+	out = fmt.Appendf(out, `{"seq":%d,"index":%d,"kind":%s,"key":%s,"data":`, seq, index, kind, key)
+	out = append(out, data...)
+	return append(out, '}'), nil
+}
+
 // fsm is the raft state machine. Its state lives in badger; the last
 // applied index and the feed sequence are written in the same transaction
 // as the changes they cover, so after a restart no entry is applied twice
@@ -194,18 +215,14 @@ func (f *fsm) applyOps(txn *badger.Txn, ops []records.Op, index uint64, seq *uin
 			results[j] = Result{Status: "error", Error: de, Index: index}
 			continue
 		}
-		v, err := json.Marshal(value)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d op %d: encode result: %w", index, j, err)
-		}
-		results[j] = Result{Status: "repeat", Value: v, Index: index}
+		results[j] = Result{Status: "repeat", value: value, Index: index}
 		if len(changes) == 0 {
 			continue
 		}
 		results[j].Status = "applied"
 		for _, ch := range changes {
 			*seq++
-			fc, err := json.Marshal(FeedChange{Seq: *seq, Index: index, Change: ch})
+			fc, err := encodeFeedChange(*seq, index, ch)
 			if err != nil {
 				return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", index, j, err)
 			}

@@ -36,7 +36,7 @@ const (
 type rpcRequest struct {
 	V       int          `json:"v"`
 	Method  string       `json:"method"`
-	Ops     []records.Op `json:"ops,omitempty"`
+	Ops     json.RawMessage `json:"ops,omitempty"` // apply: a JSON array of records.Op
 	Address string       `json:"address,omitempty"` // join: the joiner's advertised address
 	Node    string       `json:"node,omitempty"`    // remove: the member
 	Force   bool         `json:"force,omitempty"`   // remove: even if quorum is at risk
@@ -222,7 +222,12 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		}
 		ctx, cancel := n.bounded(n.cfg.ApplyTimeout)
 		defer cancel()
-		results, err := n.submitLocal(ctx, req.Ops)
+		var ops []records.Op
+		if err := json.Unmarshal(req.Ops, &ops); err != nil {
+			resp.Code, resp.Error = "refused", fmt.Sprintf("decode ops: %v", err)
+			return
+		}
+		results, err := n.submitForwarded(ctx, ops, req.Ops)
 		if err != nil {
 			resp.Code, resp.Error = "internal", err.Error()
 			return
