@@ -34,12 +34,12 @@ const (
 )
 
 type rpcRequest struct {
-	V       int          `json:"v"`
-	Method  string       `json:"method"`
-	Ops     json.RawMessage `json:"ops,omitempty"` // apply: a JSON array of records.Op
-	Address string       `json:"address,omitempty"` // join: the joiner's advertised address
-	Node    string       `json:"node,omitempty"`    // remove: the member
-	Force   bool         `json:"force,omitempty"`   // remove: even if quorum is at risk
+	V       int             `json:"v"`
+	Method  string          `json:"method"`
+	Ops     json.RawMessage `json:"ops,omitempty"`     // apply: a JSON array of records.Op
+	Address string          `json:"address,omitempty"` // join: the joiner's advertised address
+	Node    string          `json:"node,omitempty"`    // remove: the member
+	Force   bool            `json:"force,omitempty"`   // remove: even if quorum is at risk
 }
 
 type rpcResponse struct {
