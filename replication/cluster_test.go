@@ -694,3 +694,25 @@ func TestFalseAnnouncementsAdmitNoOne(t *testing.T) {
 		return len(c.nodes[leader].n.Status().Members) == 2
 	})
 }
+
+// A write on a follower is answered once the follower applied it, which
+// needs the leader to tell it the entry committed. With no other traffic
+// hashicorp/raft would only do that after CommitTimeout: the leader's
+// barrier after a forwarded write makes it immediate. With a CommitTimeout
+// of 20 s, ten follower writes in a row finish well inside it.
+func TestFollowerWriteDoesNotWaitForCommitTimeout(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CommitTimeout = 20 * time.Second })
+	leader := c.waitLeader()
+	f := c.nodes[c.follower(leader)].n
+	putItem(t, f, "XC-L-0001")
+	cx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for i := range 10 {
+		if err := createCase(f, cx, fmt.Sprintf("kick-%d", i)); err != nil {
+			t.Fatalf("write %d through the follower: %v (the commit index reached it only with the next CommitTimeout?)", i, err)
+		}
+		if !hasCase(f, fmt.Sprintf("kick-%d", i)) {
+			t.Fatalf("write %d answered before the follower applied it", i)
+		}
+	}
+}

@@ -78,6 +78,14 @@ type Config struct {
 	// EncryptionKey (32 bytes) encrypts the raft log, the state store and
 	// the snapshots at rest; nil stores them in the clear.
 	EncryptionKey []byte
+	// RaftTransport: nil runs raft over the node's QUIC transport;
+	// benchmarks set hashicorp's TCP transport to compare. Raft server
+	// addresses double as QUIC addresses (forwarding, probes, joins), so
+	// its LocalAddr must equal the QUIC AdvertiseAddr: a TCP listener on
+	// the same host:port does (TCP and UDP ports are separate), and Open
+	// refuses any other. Forwarding, feeds and probes stay on QUIC. The
+	// node closes it in Close.
+	RaftTransport raft.Transport
 
 	Logger *slog.Logger
 }
@@ -123,8 +131,9 @@ type Node struct {
 	stateGC   *logstore.GC
 	fsm       *fsm
 	snapshots raft.SnapshotStore
-	raftNet   *raft.NetworkTransport
+	raftNet   raft.Transport
 	raft      *raft.Raft
+	kick      kicker // tells followers a forwarded write committed (commit.go)
 
 	submitC chan *request
 	ready   chan struct{} // closed once raft runs: RPCs wait for it
@@ -218,12 +227,16 @@ func (n *Node) Open() (err error) {
 			return fmt.Errorf("open snapshot store: %w", err)
 		}
 	}
-	n.raftNet = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.tr.RaftLayer(),
-		MaxPool: 3,
-		Timeout: 5 * time.Second,
-		Logger:  hl,
-	})
+	if n.raftNet = n.cfg.RaftTransport; n.raftNet == nil {
+		n.raftNet = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  n.tr.RaftLayer(),
+			MaxPool: 3,
+			Timeout: 5 * time.Second,
+			Logger:  hl,
+		})
+	} else if a := string(n.raftNet.LocalAddr()); a != n.tr.AdvertiseAddr() {
+		return fmt.Errorf("raft transport at %s: must be at the QUIC address %s", a, n.tr.AdvertiseAddr())
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.NodeID)
@@ -272,9 +285,10 @@ func (n *Node) Close() error {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
+			n.kick.wg.Wait() // raft answered its barrier with ErrRaftShutdown
 		}
-		if n.raftNet != nil {
-			n.raftNet.Close()
+		if c, ok := n.raftNet.(raft.WithClose); ok {
+			c.Close()
 		}
 		if n.stateGC != nil {
 			n.stateGC.Stop()
