@@ -716,3 +716,81 @@ func TestFollowerWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 		}
 	}
 }
+
+// A follower gathers concurrent writes into batches of up to
+// maxBatchBytes and forwards them: the leader takes such a batch even
+// though it is larger than one write may be.
+func TestForwardedBatchLargerThanOneWrite(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	f := c.nodes[c.follower(leader)].n
+	putItem(t, f, "XC-L-0001")
+	big := json.RawMessage(`{"note":"` + strings.Repeat("x", 15<<10) + `"}`)
+	var wg sync.WaitGroup
+	errs := make(chan error, 24)
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("big-%02d", i)
+			ops := []records.Op{newCase(id)}
+			for j := range 3 {
+				ev := records.Event{Type: records.EventAccepted, Actor: "clerk", Data: big}
+				if j > 0 {
+					ev.Type = records.EventPaused
+				}
+				records.PrepareEvent(&ev, id, "pc", records.NewClock(nil).Now())
+				ops = append(ops, records.Op{Kind: records.OpAppendEvent, Event: &ev})
+			}
+			if _, err := f.Submit(ctx(t), ops); err != nil {
+				errs <- fmt.Errorf("write %s (%d ops): %w", id, len(ops), err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Status().AppliedIndex of a node catching up never claims entries its
+// state does not hold yet: whenever it reaches the leader's index, the
+// node's feed is the leader's.
+func TestAppliedIndexMeansInTheState(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	lag := (leader + 1) % 3
+	c.stop(lag)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				if err := createCase(c.nodes[leader].n, ctx(t), fmt.Sprintf("ai-%d-%d", w, i)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := c.nodes[leader].n.Status()
+	c.start(lag)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := c.nodes[lag].n.Status()
+		if st.AppliedIndex >= want.AppliedIndex {
+			if st.Seq < want.Seq {
+				t.Fatalf("applied index %d (leader's %d) claimed with feed seq %d of %d", st.AppliedIndex, want.AppliedIndex, st.Seq, want.Seq)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no catch-up: applied %d of %d", st.AppliedIndex, want.AppliedIndex)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -48,8 +48,10 @@ func (n *Node) Submit(ctx context.Context, ops []records.Op) ([]Result, error) {
 
 // submitForwarded applies ops a follower forwarded (raw: their JSON, as
 // received and decoded into ops) on this node, the leader.
+// A follower forwards its batch, which gathers up to maxBatchBytes of
+// writes, each at most maxWriteBytes.
 func (n *Node) submitForwarded(ctx context.Context, ops []records.Op, raw []byte) ([]Result, error) {
-	return n.enqueue(ctx, &request{ops: ops, raw: raw, local: true})
+	return n.enqueue(ctx, &request{ops: ops, raw: raw, local: true}, maxBatchBytes)
 }
 
 func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Result, error) {
@@ -60,15 +62,15 @@ func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Resu
 	if err != nil {
 		return nil, fmt.Errorf("encode ops: %w", err)
 	}
-	return n.enqueue(ctx, &request{ops: ops, raw: b, local: local})
+	return n.enqueue(ctx, &request{ops: ops, raw: b, local: local}, maxWriteBytes)
 }
 
-func (n *Node) enqueue(ctx context.Context, req *request) ([]Result, error) {
+func (n *Node) enqueue(ctx context.Context, req *request, limit int) ([]Result, error) {
 	if len(req.ops) == 0 {
 		return nil, nil
 	}
-	if len(req.raw) > maxWriteBytes {
-		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(req.raw), maxWriteBytes)
+	if len(req.raw) > limit {
+		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(req.raw), limit)
 	}
 	req.done = make(chan response, 1)
 	select {

@@ -400,6 +400,30 @@ type OutboxStatus struct {
 	Oldest  time.Time `json:"oldest,omitzero"`
 }
 
+// appliedIndex is the index up to which this node's state holds every
+// entry. The FSM records the last command it applied (fsm, the index it
+// was given); raft's applied index also counts the entries the FSM never
+// sees (no-ops, barriers) but runs ahead of the FSM by whatever raft has
+// handed it and it has not applied yet (many entries while catching up).
+// So raft's index counts only when every entry between the two is one the
+// FSM does not see.
+func (n *Node) appliedIndex(fsmApplied uint64) uint64 {
+	raftApplied := n.raft.AppliedIndex()
+	if raftApplied <= fsmApplied || raftApplied-fsmApplied > 64 {
+		return fsmApplied
+	}
+	var l raft.Log
+	for i := fsmApplied + 1; i <= raftApplied; i++ {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			return fsmApplied // compacted or unreadable: do not claim it
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return fsmApplied
+		}
+	}
+	return raftApplied
+}
+
 // Status reports the node's replication state.
 func (n *Node) Status() Status {
 	st := Status{
@@ -421,9 +445,7 @@ func (n *Node) Status() Status {
 		return st
 	}
 	st.State = stateName(n.raft.State())
-	// raft's applied index also counts entries the FSM never sees (no-ops,
-	// configuration changes).
-	st.AppliedIndex = max(st.AppliedIndex, n.raft.AppliedIndex())
+	st.AppliedIndex = n.appliedIndex(st.AppliedIndex)
 	addr, id := n.raft.LeaderWithID()
 	st.Leader, st.LeaderAddress = string(id), string(addr)
 	stats := n.raft.Stats()
