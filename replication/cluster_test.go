@@ -715,6 +715,16 @@ func TestFollowerWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 			t.Fatalf("write %d answered before the follower applied it", i)
 		}
 	}
+	// A write on the leader reaches the followers' state as soon.
+	if err := createCase(c.nodes[leader].n, cx, "on-leader"); err != nil {
+		t.Fatal(err)
+	}
+	for !hasCase(f, "on-leader") {
+		if cx.Err() != nil {
+			t.Fatal("a write on the leader reached the follower only with the next CommitTimeout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // A follower gathers concurrent writes into batches of up to

@@ -213,6 +213,7 @@ func (n *Node) applyLeader(ops []byte) ([]Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("internal: unexpected apply response %T", f.Response())
 	}
+	n.kickCommit()
 	if err := encodeValues(results); err != nil {
 		return nil, err
 	}
@@ -307,15 +308,17 @@ func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, 
 	}
 }
 
-// A follower answers a forwarded write once it applied it itself, and a
-// follower learns that an entry committed from the leader's next
+// Followers learn that an entry committed from the leader's next
 // AppendEntries. hashicorp/raft sends one only with new entries or every
-// CommitTimeout, so with no other traffic a clerk on a follower PC would
-// wait up to twice CommitTimeout for every write. After answering a
-// forwarded write, the leader therefore appends a barrier (an empty
-// entry): its AppendEntries carries the commit index at once. One
-// barrier is in flight at a time; writes answered meanwhile are covered
-// by one more after it.
+// CommitTimeout, so with no other traffic a follower would apply a write
+// only up to twice CommitTimeout later: a clerk on a follower PC, whose
+// write is answered once that PC applied it, would wait that long, and
+// other PCs would show a case changed on the leader that much later.
+// So after each write it commits the leader appends a barrier (an empty
+// entry): its AppendEntries carries the commit index at once. One barrier
+// is in flight at a time; writes committed meanwhile are covered by one
+// more after it. CommitTimeout is then only a fallback, and can be long
+// enough that an idle station sends almost no empty AppendEntries.
 type kicker struct {
 	mu             sync.Mutex
 	running, again bool

@@ -63,7 +63,7 @@ type Config struct {
 	HeartbeatTimeout   time.Duration // default 500ms
 	ElectionTimeout    time.Duration // default 500ms
 	LeaderLeaseTimeout time.Duration // default 250ms
-	CommitTimeout      time.Duration // default 50ms: a follower learns others' commits within it (its own forwarded writes at once: kickCommit)
+	CommitTimeout      time.Duration // default 500ms: a fallback; followers learn of commits at once (kickCommit)
 	SnapshotInterval   time.Duration // default 2m
 	SnapshotThreshold  uint64        // default 8192 entries
 	TrailingLogs       uint64        // default 10240 entries
@@ -99,7 +99,7 @@ func (c *Config) setDefaults() {
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
 	def(&c.ElectionTimeout, 500*time.Millisecond)
 	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
-	def(&c.CommitTimeout, 50*time.Millisecond)
+	def(&c.CommitTimeout, 500*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.BootstrapWindow, 30*time.Second)

@@ -232,7 +232,6 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 			resp.Code, resp.Error = "internal", err.Error()
 			return
 		}
-		n.kickCommit()
 		resp.Results = results
 	case rpcRemove:
 		if n.raft.State() != raft.Leader {
