@@ -73,6 +73,10 @@ func (c *Center) runPull(ps *pullState) {
 // once, then every idle, at once again while step says more is waiting,
 // and after a failure with exponential backoff (1 s, capped at
 // maxBackoff); until Close.
+// notLeaderPoll is how often a center node that is not the leader looks
+// whether it has become it.
+const notLeaderPoll = 500 * time.Millisecond
+
 func (c *Center) leaderLoop(idle time.Duration, step func() (more bool, err error)) {
 	var backoff time.Duration
 	timer := time.NewTimer(0)
@@ -83,8 +87,11 @@ func (c *Center) leaderLoop(idle time.Duration, step func() (more bool, err erro
 			return
 		case <-timer.C:
 		}
-		wait := idle
+		// Not the leader (yet): look again soon, so a center that was just
+		// elected starts pulling at once, not an interval later.
+		wait := min(idle, notLeaderPoll)
 		if c.node.IsLeader() {
+			started := time.Now()
 			more, err := step()
 			switch {
 			case err != nil:
@@ -93,7 +100,9 @@ func (c *Center) leaderLoop(idle time.Duration, step func() (more bool, err erro
 			case more:
 				backoff, wait = 0, 0
 			default:
-				backoff = 0
+				// The next step an interval after this one started: a slow
+				// step (a digest check) does not stretch the interval.
+				backoff, wait = 0, max(0, idle-time.Since(started))
 			}
 		}
 		timer.Reset(wait)
