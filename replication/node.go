@@ -86,6 +86,11 @@ type Config struct {
 	// refuses any other. Forwarding, feeds and probes stay on QUIC. The
 	// node closes it in Close.
 	RaftTransport raft.Transport
+	// StateIndexCache bounds the memory of the state store's table indexes
+	// (bytes; 0: logstore's 2 MiB, for a station PC). A read missing it
+	// decrypts a whole table index, so a store holding a district (the
+	// center) needs more.
+	StateIndexCache int64
 
 	Logger *slog.Logger
 }
@@ -207,7 +212,11 @@ func (n *Node) Open() (err error) {
 	// raft restores the snapshot first (see NoSnapshotRestoreOnStart
 	// below).
 	stateDir := filepath.Join(n.cfg.DataDir, "state")
-	n.stateDB, err = badger.Open(logstore.WithKey(logstore.Options(stateDir, false, n.logger), key))
+	stateOpts := logstore.Options(stateDir, false, n.logger)
+	if n.cfg.StateIndexCache > 0 {
+		stateOpts = stateOpts.WithIndexCacheSize(n.cfg.StateIndexCache)
+	}
+	n.stateDB, err = badger.Open(logstore.WithKey(stateOpts, key))
 	if err != nil {
 		return fmt.Errorf("open state store: %w", logstore.KeyError(stateDir, key, err))
 	}
