@@ -245,16 +245,30 @@ func scanCases(r caseScanner, after string, fn func(Case) (bool, error)) error {
 // head is folded one event at a time when they all come after the case's
 // last one, else from all stored events again.
 func mergeEvents(st State, h *caseHead, evs []Event) error {
-	var fresh []Event
+	var (
+		fresh []Event
+		ids   map[string]bool // ids of the stored events, read at the first miss
+	)
 	for _, ev := range evs {
-		if hasEvent(Case{Events: h.Events}, ev.ID) {
+		if hasEvent(Case{Events: h.Events}, ev.ID) || hasEvent(Case{Events: fresh}, ev.ID) {
 			continue
 		}
 		b, err := st.Get(eventKey(h.ID, ev))
 		if err != nil {
 			return fmt.Errorf("read event %s: %w", ev.ID, err)
 		}
-		if b == nil {
+		if b != nil {
+			continue // the same event again: the common repeat
+		}
+		// The same id may be stored under another timestamp (a station
+		// rebuilt from its PCs' outboxes applies them anew): events are
+		// one per id.
+		if ids == nil {
+			if ids, err = storedEventIDs(st, h.ID); err != nil {
+				return err
+			}
+		}
+		if !ids[ev.ID] {
 			fresh = append(fresh, ev)
 		}
 	}
@@ -281,6 +295,23 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 	h.refold(all)
 	return nil
 }
+
+// storedEventIDs returns the ids of case id's stored events (from their
+// keys: <prefix><23-character hlc><event id>).
+func storedEventIDs(st State, id string) (map[string]bool, error) {
+	p := eventsPrefix(id)
+	ids := map[string]bool{}
+	err := st.Scan(p, "", func(k string, _ []byte) (bool, error) {
+		if rest := k[len(p):]; len(rest) > hlcWidth {
+			ids[rest[hlcWidth:]] = true
+		}
+		return true, nil
+	})
+	return ids, err
+}
+
+// hlcWidth is the length of an HLC as written (MakeHLC).
+const hlcWidth = 23
 
 // appendStoredEvents appends the events stored under case id's keys to evs.
 func appendStoredEvents(r interface {

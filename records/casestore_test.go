@@ -142,6 +142,24 @@ func TestCenterMergeOutOfOrderRefolds(t *testing.T) {
 	if again, _ := GetCase(StationReader(center, "XC-IP-01"), "c"); len(again.Events) != 5 {
 		t.Fatalf("re-read doubled events: %d", len(again.Events))
 	}
+	// A rebuilt station enters the same events again (same ids) at other
+	// times: still one event per id.
+	later := full
+	later.Events = append([]Event(nil), full.Events...)
+	for i := range later.Events {
+		later.Events[i].HLC = After(later.Events[i].HLC, HLC("0009999999999999.000000"))
+	}
+	lb, _ := json.Marshal(later)
+	if err := mergeChange(ss, Change{Kind: "case", Key: "c", Data: lb}); err != nil {
+		t.Fatal(err)
+	}
+	eb, _ := json.Marshal(later.Events[3])
+	if err := mergeChange(ss, Change{Kind: "event", Key: "c", Data: eb}); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := GetCase(StationReader(center, "XC-IP-01"), "c"); len(again.Events) != 5 {
+		t.Fatalf("the same ids at other times doubled events: %d", len(again.Events))
+	}
 }
 
 // Listing pages by case id never mixes one case's events into another.
