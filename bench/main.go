@@ -48,6 +48,7 @@ type report struct {
 	profile    string
 	failures   []string
 	only       string // -only: run just these sections
+	skip       string // -skip: leave these sections out
 	// Results of the sections (sections.go), each filled by its own file.
 	sec sectionResults
 }
@@ -65,6 +66,7 @@ func main() {
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the in-process Go-API run at the highest concurrency")
 		keep       = flag.Bool("keep", false, "keep the temporary folder (logs, data)")
 		only       = flag.String("only", "", "run only these sections (comma-separated names, see sections.go), without the write rows")
+		skip       = flag.String("skip", "", "leave these sections out (comma-separated names)")
 		// Hidden: the bench binary re-executed as one etcd member.
 		member  = flag.String("etcd-member", "", "")
 		eDir    = flag.String("etcd-dir", "", "")
@@ -105,7 +107,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile, only: *only}
+	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile, only: *only, skip: *skip}
 	ok := runAll(rep, root)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {

@@ -10,7 +10,8 @@ import (
 // registers itself in init with addSection; runAll runs the sections
 // after the write rows in registration order (file name order), and
 // markdown appends each one's text. `-only NAME[,NAME]` runs just those
-// sections (no write rows), for working on one.
+// sections (no write rows), for working on one; `-skip NAME[,NAME]` leaves
+// sections out.
 type section struct {
 	name string
 	// run measures; smoke is the tiny configuration of make test. It
@@ -25,12 +26,14 @@ var sections []section
 
 func addSection(s section) { sections = append(sections, s) }
 
-// selected reports whether only names the section ("" runs everything).
-func selected(only, name string) bool {
-	if only == "" {
-		return true
-	}
-	for _, n := range strings.Split(only, ",") {
+// selected reports whether only names the section ("" runs everything)
+// and skip does not.
+func selected(only, skip, name string) bool {
+	return (only == "" || listed(only, name)) && !listed(skip, name)
+}
+
+func listed(list, name string) bool {
+	for _, n := range strings.Split(list, ",") {
 		if strings.TrimSpace(n) == name {
 			return true
 		}
@@ -40,7 +43,7 @@ func selected(only, name string) bool {
 
 func (rep *report) runSections(root string) {
 	for _, s := range sections {
-		if !selected(rep.only, s.name) {
+		if !selected(rep.only, rep.skip, s.name) {
 			continue
 		}
 		fmt.Printf("bench: section %s\n", s.name)
@@ -50,7 +53,7 @@ func (rep *report) runSections(root string) {
 
 func (rep *report) sectionsMarkdown(b *strings.Builder) {
 	for _, s := range sections {
-		if selected(rep.only, s.name) {
+		if selected(rep.only, rep.skip, s.name) {
 			b.WriteString("\n")
 			b.WriteString(s.markdown(rep))
 		}
@@ -60,4 +63,8 @@ func (rep *report) sectionsMarkdown(b *strings.Builder) {
 // sectionResults holds what the sections measured: each section file
 // adds its own field here (and nothing else outside its file).
 type sectionResults struct {
+	transport transportResults // transport.go
+	catchup   catchupResults   // catchup.go
+	center    centerResults    // center.go
+	footprint footprintResult  // footprint.go
 }

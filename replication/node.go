@@ -516,12 +516,18 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 }
 
 // runMonitor, every second: gives the cluster its id once it has a leader,
-// probes the members so Status can say which are reachable, and on the
-// leader does the membership housekeeping (membership.go).
+// probes the members every probeEvery seconds so Status can say which
+// are reachable (within reachableFor), and on the leader does the
+// membership housekeeping (membership.go).
+// probeEvery: members are probed every 3 s (two probes fit reachableFor);
+// an idle station's probes are a good part of its CPU.
+const probeEvery = 3
+
 func (n *Node) runMonitor() {
 	defer n.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	tick := -1 // probe at the first tick
 	for {
 		select {
 		case <-n.closing:
@@ -531,7 +537,9 @@ func (n *Node) runMonitor() {
 		if n.raft.State() == raft.Leader && n.fsm.clusterID.Load().(string) == "" {
 			n.applyInit()
 		}
-		n.probeMembers()
+		if tick++; tick%probeEvery == 0 {
+			n.probeMembers()
+		}
 		if n.raft.State() == raft.Leader {
 			n.admitDiscovered()
 			n.reapUnreachable()
