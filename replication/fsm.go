@@ -70,6 +70,7 @@ type fsm struct {
 	// entriesApplied counts entries applied (not skipped) since open:
 	// a restart that replays nothing leaves it at zero.
 	entriesApplied atomic.Uint64
+	restores       atomic.Uint64 // snapshots restored since open
 
 	mu       sync.Mutex
 	appliedC chan struct{} // closed and replaced on every apply
@@ -373,6 +374,7 @@ func (s *fsmSnapshot) Release() { s.txn.Discard() }
 // far behind, or a new node).
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	f.restores.Add(1)
 	br := bufio.NewReaderSize(rc, 64<<10)
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != snapshotMagic {

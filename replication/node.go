@@ -260,8 +260,11 @@ func (n *Node) Open() (err error) {
 	rc.Logger = hl
 	// The FSM state is durable in badger: restoring the last snapshot on
 	// start would only rewrite it. Restore only if the state is behind the
-	// snapshot (a store copied in from elsewhere, say).
-	if metas, err := n.snapshots.List(); err == nil && (len(metas) == 0 || n.fsm.applied.Load() >= metas[0].Index) {
+	// snapshot (a store copied in from elsewhere, say). The FSM records the
+	// last entry it saw; a snapshot's index may be a later barrier or no-op
+	// it never sees, and those put the state behind nothing.
+	if metas, err := n.snapshots.List(); err == nil && (len(metas) == 0 || n.fsm.applied.Load() >= metas[0].Index ||
+		n.onlyUnseenEntries(n.fsm.applied.Load(), metas[0].Index, 1024)) {
 		rc.NoSnapshotRestoreOnStart = true
 	}
 	if err := raft.ValidateConfig(rc); err != nil {
@@ -418,19 +421,29 @@ type OutboxStatus struct {
 // FSM does not see.
 func (n *Node) appliedIndex(fsmApplied uint64) uint64 {
 	raftApplied := n.raft.AppliedIndex()
-	if raftApplied <= fsmApplied || raftApplied-fsmApplied > 64 {
-		return fsmApplied
+	if raftApplied > fsmApplied && n.onlyUnseenEntries(fsmApplied, raftApplied, 64) {
+		return raftApplied
+	}
+	return fsmApplied
+}
+
+// onlyUnseenEntries reports whether every log entry after from up to to
+// is one the FSM never sees (no-op, barrier): at most limit of them, all
+// still in the log.
+func (n *Node) onlyUnseenEntries(from, to, limit uint64) bool {
+	if to <= from || to-from > limit {
+		return false
 	}
 	var l raft.Log
-	for i := fsmApplied + 1; i <= raftApplied; i++ {
+	for i := from + 1; i <= to; i++ {
 		if err := n.logs.GetLog(i, &l); err != nil {
-			return fsmApplied // compacted or unreadable: do not claim it
+			return false // compacted or unreadable: do not claim it
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return fsmApplied
+			return false
 		}
 	}
-	return raftApplied
+	return true
 }
 
 // Status reports the node's replication state.
