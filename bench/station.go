@@ -38,6 +38,8 @@ func buildStation(dir string) (string, error) {
 // (a node's QUIC listener and its HTTP API share the number, as in the
 // test harness).
 func freePort() (int, error) {
+	portsMu.Lock()
+	defer portsMu.Unlock()
 	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -48,11 +50,23 @@ func freePort() (int, error) {
 		l.Close()
 		if err == nil {
 			u.Close()
+			// The kernel may hand a just-closed port out again before its
+			// first user binds it: never give the same port twice (etcd
+			// refused a cluster with a duplicate URL).
+			if portsGiven[p] {
+				continue
+			}
+			portsGiven[p] = true
 			return p, nil
 		}
 	}
 	return 0, errors.New("no free port")
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 type stationNode struct {
 	id      string
