@@ -50,10 +50,6 @@ func WithKey(opts badger.Options, key []byte) badger.Options {
 	return opts
 }
 
-// logValueThreshold: raft entries of this size and more are kept in the
-// value log (see OpenEncrypted).
-const logValueThreshold = 1 << 10
-
 // OpenEncrypted is [Open] with badger encryption at rest: key must be
 // [KeySize] (32) bytes; a nil key opens the store unencrypted, exactly like
 // Open. If badger refuses the key (see [ErrWrongKey]) the error wraps
@@ -67,11 +63,7 @@ func OpenEncrypted(dir string, key []byte, logger *slog.Logger) (*Store, error) 
 	}
 	// Writers are serialized by Store and never read in a write transaction,
 	// so badger's conflict detection would only cost memory.
-	// Entries are written once and deleted in ranges: those of logValueThreshold
-	// and more go to the value log, so compactions move a key and a pointer
-	// instead of rewriting every entry at every level (a center's consolidated
-	// pages are ~48 KiB each).
-	opts := WithKey(Options(dir, true, logger).WithDetectConflicts(false).WithValueThreshold(logValueThreshold), key)
+	opts := WithKey(Options(dir, true, logger).WithDetectConflicts(false), key)
 	s, err := open(opts, DefaultGCInterval, logger)
 	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 		return nil, fmt.Errorf("open log store: %w", KeyError(dir, key, err))
