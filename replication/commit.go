@@ -322,7 +322,6 @@ func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, 
 type kicker struct {
 	mu             sync.Mutex
 	running, again bool
-	wg             sync.WaitGroup // the barrier goroutine; waited after raft shuts down
 }
 
 func (n *Node) kickCommit() {
@@ -334,12 +333,19 @@ func (n *Node) kickCommit() {
 	}
 	n.kick.running = true
 	n.kick.mu.Unlock()
-	n.kick.wg.Add(1)
+	// Owned by n.wg, which Close waits for while raft still runs: raft
+	// answers a barrier it has taken (applied, or leadership lost), but
+	// not one still queued when it shuts down.
+	n.wg.Add(1) // called from a commit goroutine, itself in n.wg
 	go func() {
-		defer n.kick.wg.Done()
+		defer n.wg.Done()
 		for {
-			// Ends with the barrier applied, leadership lost or raft shut down.
 			err := n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+			select {
+			case <-n.closing:
+				err = ErrClosed
+			default:
+			}
 			n.kick.mu.Lock()
 			if err != nil || !n.kick.again {
 				n.kick.running, n.kick.again = false, false

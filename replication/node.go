@@ -297,7 +297,6 @@ func (n *Node) Close() error {
 			if err := n.raft.Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
-			n.kick.wg.Wait() // raft answered its barrier with ErrRaftShutdown
 		}
 		if c, ok := n.raftNet.(raft.WithClose); ok {
 			c.Close()
