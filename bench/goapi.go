@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
-	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication"
 	"github.com/stationsync/stationsync/replication/transport"
@@ -28,68 +24,28 @@ type goCluster struct {
 }
 
 func newGoCluster(root string, n int) (*goCluster, error) {
-	caDir := filepath.Join(root, "ca")
-	if err := pki.InitCA(caDir); err != nil {
+	sc, err := newSectionCluster(root, n, false)
+	if err != nil {
 		return nil, err
 	}
-	var addrs []string
-	for range n {
-		p, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
-	}
-	c := &goCluster{}
-	logger := slog.New(slog.DiscardHandler)
-	for i := range n {
-		id := fmt.Sprintf("pc-%d", i+1)
-		dir := filepath.Join(root, id)
-		if err := pki.Issue(caDir, pki.Identity{Role: pki.RoleStation, Station: "BENCH-01", Node: id}, dir, 24*time.Hour); err != nil {
-			return nil, err
-		}
-		tl, err := pki.LoadTLS(filepath.Join(dir, "ca.crt"), filepath.Join(dir, "node.crt"), filepath.Join(dir, "node.key"))
-		if err != nil {
-			return nil, err
-		}
-		tr, err := transport.New(transport.Config{Listen: addrs[i], TLS: tl, Station: "BENCH-01", StatelessResetKeyFile: filepath.Join(dir, "reset.key"), Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		key := make([]byte, 32)
-		crand.Read(key)
-		node := replication.New(replication.Config{NodeID: id, Station: "BENCH-01", DataDir: filepath.Join(dir, "data"), Peers: addrs, Expect: n, EncryptionKey: key, Logger: logger}, tr)
-		if err := tr.Open(); err != nil {
-			return nil, err
-		}
-		if err := node.Open(); err != nil {
-			return nil, err
-		}
-		c.nodes = append(c.nodes, node)
-		c.trs = append(c.trs, tr)
-		c.clocks = append(c.clocks, records.NewClock(nil))
-		c.ids = append(c.ids, id)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for _, node := range c.nodes {
-		if _, err := node.WaitLeader(ctx); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("in-process cluster: no leader: %w", err)
-		}
-	}
-	it := records.Item{Code: "BENCH-0001", Name: "bench item", Type: records.ItemType{Code: "20"}, Origin: records.OriginLocal}
-	if err := c.submit(ctx, 0, records.Op{Kind: records.OpPutItem, Item: &it}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("put item: %w", err)
-	}
-	return c, nil
+	return sc.goCluster, nil
 }
 
+// stopNode closes node i and its transport, as a PC shut down.
+func (c *goCluster) stopNode(i int) {
+	if c.nodes[i] != nil {
+		c.nodes[i].Close()
+	}
+	if c.trs[i] != nil {
+		c.trs[i].Close()
+	}
+	c.nodes[i], c.trs[i] = nil, nil
+}
+
+// Close stops every node still running.
 func (c *goCluster) Close() {
 	for i := len(c.nodes) - 1; i >= 0; i-- {
-		c.nodes[i].Close()
-		c.trs[i].Close()
+		c.stopNode(i)
 	}
 }
 

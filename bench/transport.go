@@ -92,7 +92,8 @@ func transportMarkdown(rep *report) string {
 	return b.String()
 }
 
-// sectionCluster is newGoCluster (goapi.go) built so that a node can be
+// sectionCluster is the in-process cluster of the Go-API rows (goapi.go
+// newGoCluster builds it without TCP), built so that a node can be
 // reopened on the same data, key and address (catchup.go), and optionally
 // with raft over hashicorp's TCP transport. Both transports of the
 // transport section use it, so they differ in nothing else.
@@ -190,22 +191,4 @@ func (c *sectionCluster) openNode(i int) error {
 	}
 	c.nodes[i], c.trs[i] = node, tr
 	return node.Open()
-}
-
-// stopNode closes node i and its transport, as a PC shut down.
-func (c *sectionCluster) stopNode(i int) {
-	if c.nodes[i] != nil {
-		c.nodes[i].Close()
-	}
-	if c.trs[i] != nil {
-		c.trs[i].Close()
-	}
-	c.nodes[i], c.trs[i] = nil, nil
-}
-
-// Close stops every node still running.
-func (c *sectionCluster) Close() {
-	for i := len(c.nodes) - 1; i >= 0; i-- {
-		c.stopNode(i)
-	}
 }
