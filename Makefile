@@ -28,13 +28,7 @@ bench: ## stationsync vs etcd v3.7 on this machine (3 nodes each on loopback; ab
 	cd bench && $(GO) run . -out results.md -cpuprofile goapi-cpu.pprof
 
 fuzz-short: ## run each fuzz target for FUZZTIME (default 5s); their seed corpora also run in every test run
-	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
-	  dir=$$(dirname $$f); \
-	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
-	    echo "fuzz $$dir $$t ($(FUZZTIME))"; \
-	    out=$$($(GO) test -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) ./$$dir 2>&1) || { echo "$$out" | tail -40; exit 1; }; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) sh scripts/fuzz-short.sh
 
 test-short: ## the fast unit tests only
 	$(GO) test -short -count=1 ./...
