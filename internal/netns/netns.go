@@ -106,6 +106,7 @@ type Network struct {
 	made    []string // namespaces created, in order (possibly half made)
 	closed  bool
 	closeMu sync.Mutex // held by Close
+	cutMu   sync.Mutex // held by Cut, Partition and Heal (partition.go)
 }
 
 // Host is one simulated PC of a Network.
@@ -119,6 +120,7 @@ type Host struct {
 	ip           netip.Addr
 	bits         int
 	multicastOff bool
+	cut          map[*Host]bool // hosts this one is cut from; guarded by net.cutMu
 }
 
 // New makes an empty network (hub namespace with bridge br0) for subnet,
@@ -461,10 +463,15 @@ func (h *Host) SetMulticast(on bool) error {
 	hub := h.net.hub
 	var err error
 	if on {
-		err = run("tc", "-n", hub, "qdisc", "del", "dev", h.port, "clsact")
+		// Only this method's filters: partition filters (partition.go)
+		// share the qdisc.
+		err = runAll(
+			[]string{"tc", "-n", hub, "filter", "del", "dev", h.port, "ingress", "pref", "10"},
+			[]string{"tc", "-n", hub, "filter", "del", "dev", h.port, "egress", "pref", "10"},
+		)
 	} else {
 		err = runAll(
-			[]string{"tc", "-n", hub, "qdisc", "add", "dev", h.port, "clsact"},
+			[]string{"tc", "-n", hub, "qdisc", "replace", "dev", h.port, "clsact"},
 			[]string{"tc", "-n", hub, "filter", "add", "dev", h.port, "ingress", "pref", "10", "bpf", "da", "bytecode", multicastDropBPF},
 			[]string{"tc", "-n", hub, "filter", "add", "dev", h.port, "egress", "pref", "10", "bpf", "da", "bytecode", multicastDropBPF},
 		)
