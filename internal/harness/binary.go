@@ -23,10 +23,17 @@ const BinaryEnv = "E2E_STATIONSYNC_BINARY"
 
 var build struct {
 	once sync.Once
-	dir  string // temp folder holding the built binary; removed by Main
+	tags []string // BuildTags
+	dir  string   // temp folder holding the built binary; removed by Main
 	path string
 	err  error
 }
+
+// BuildTags makes Binary build with these build tags (e.g. "chaos", which
+// compiles in the fault-injection hooks of *_chaos.go files). Call it in
+// TestMain before m.Run: the binary is built once per test process. A
+// prebuilt binary named by BinaryEnv is used as it is.
+func BuildTags(tags ...string) { build.tags = tags }
 
 // Binary returns the path of the stationsync binary under test. The first
 // call builds ./cmd/stationsync of the enclosing module into a temporary
@@ -68,7 +75,11 @@ func buildBinary() (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, "./cmd/stationsync")
+	args := []string{"build", "-o", out}
+	if len(build.tags) > 0 {
+		args = append(args, "-tags", strings.Join(build.tags, ","))
+	}
+	cmd := exec.CommandContext(ctx, goCmd, append(args, "./cmd/stationsync")...)
 	cmd.Dir = root
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/stationsync/stationsync/internal/netns"
 )
 
 // A district: stations and a district center that share one CA. Make the
@@ -72,7 +74,9 @@ func (s *Station) CenterAddress() string { return s.nodes[0].QUIC }
 // port, WithConfig edits each config before it is written (e.g.
 // pull_interval, or listen/api to fix the address in advance), and
 // t.Cleanup kills the nodes and prints their logs if the test failed.
-// WithNetwork is not supported.
+// With WithNetwork the center's nodes run in hosts c0, c1 ... (or
+// WithHostPrefix's) of that network, with the addresses a station node
+// gets there (QUIC on <host IP>:4610, API on the namespace's loopback).
 func NewCenter(t testing.TB, caDir string, n int, stations []CenterStation, opts ...Option) *Station {
 	t.Helper()
 	if n < 1 {
@@ -81,9 +85,6 @@ func NewCenter(t testing.TB, caDir string, n int, stations []CenterStation, opts
 	o := options{host: "127.0.0.1"}
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.network != nil {
-		t.Fatalf("harness: NewCenter: WithNetwork is not supported")
 	}
 	root := t.TempDir()
 	s := &Station{t: t, ID: "center", Dir: root, CADir: caDir}
@@ -94,13 +95,26 @@ func NewCenter(t testing.TB, caDir string, n int, stations []CenterStation, opts
 			s.DumpLogs()
 		}
 	})
-	ports, err := FreePorts(o.host, n)
-	if err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	var quic []string
-	for i := range n {
-		quic = append(quic, net.JoinHostPort(o.host, strconv.Itoa(ports[i])))
+	var quic, api []string
+	var hosts []*netns.Host
+	if o.network != nil {
+		if o.hostPrefix == "" {
+			o.hostPrefix = "c"
+		}
+		hosts = networkHosts(t, o.network, o.hostPrefix, n)
+		for _, h := range hosts {
+			quic = append(quic, net.JoinHostPort(h.IP(), strconv.Itoa(NetworkQUICPort)))
+			api = append(api, net.JoinHostPort("127.0.0.1", strconv.Itoa(NetworkAPIPort)))
+		}
+	} else {
+		ports, err := FreePorts(o.host, n)
+		if err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		for i := range n {
+			quic = append(quic, net.JoinHostPort(o.host, strconv.Itoa(ports[i])))
+		}
+		api = quic
 	}
 	var refs []any
 	for _, st := range stations {
@@ -122,14 +136,14 @@ func NewCenter(t testing.TB, caDir string, n int, stations []CenterStation, opts
 			DataDir:    filepath.Join(dir, "data"),
 			LogPath:    filepath.Join(dir, "node.log"),
 			QUIC:       quic[i],
-			APIAddr:    quic[i],
-			URL:        "http://" + quic[i],
+			APIAddr:    api[i],
+			URL:        "http://" + api[i],
 			Config: map[string]any{
 				"role":     "center",
 				"node_id":  nodeID,
 				"data_dir": "data",
 				"listen":   quic[i],
-				"api":      quic[i],
+				"api":      api[i],
 				"expect":   n,
 				"peers":    append([]string(nil), quic...),
 				"mdns":     false,
@@ -137,6 +151,10 @@ func NewCenter(t testing.TB, caDir string, n int, stations []CenterStation, opts
 				"stations": refs,
 			},
 			client: &http.Client{Timeout: HTTPTimeout},
+		}
+		if hosts != nil {
+			nd.host = hosts[i]
+			nd.client = namespaceClient(hosts[i])
 		}
 		for _, fn := range o.config {
 			fn(i, nd.Config)
