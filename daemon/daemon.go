@@ -114,7 +114,7 @@ func (d *Daemon) Open() (err error) {
 	d.wod.Store(int64(d.cfg.WorkOrderDays))
 	d.setVer.Store("")
 	d.renewErr.Store("")
-	d.clock = records.NewClock(nil)
+	d.clock = records.NewClock(wallClock)
 	if d.cfg.APITokenFile != "" {
 		b, err := os.ReadFile(d.cfg.APITokenFile)
 		if err != nil {
