@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X github.com/stationsync/stationsync/daemon.Version=$(VERSION)
 
 FUZZTIME ?= 5s
 
-.PHONY: help build demo test test-short fuzz-short lint bench dist clean
+.PHONY: help build demo test test-short fuzz-short chaos lint bench dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,6 +26,11 @@ test: ## run every test with the race detector, then each fuzz target briefly
 
 bench: ## stationsync vs etcd v3.7 on this machine (3 nodes each on loopback; about 45 minutes, -only/-skip NAME for single sections): results in bench/results.md, see BENCHMARKS.md
 	cd bench && $(GO) run . -out results.md -cpuprofile goapi-cpu.pprof
+
+CHAOS_DURATION ?= 30m
+
+chaos: ## fault injection (root): 5 station PCs + a center in network namespaces, CHAOS_DURATION (default 30m) of partitions, kills, pauses, clock skew; figures appended to chaos-summary.txt
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_SUMMARY=$(CURDIR)/chaos-summary.txt $(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./chaos/ 2>&1 | tee chaos.log | grep --line-buffered -E '^(--- |PASS|FAIL|ok)|nemesis |chaos: |converge: |violations'; grep -q '^ok' chaos.log
 
 fuzz-short: ## run each fuzz target for FUZZTIME (default 5s); their seed corpora also run in every test run
 	GO=$(GO) FUZZTIME=$(FUZZTIME) sh scripts/fuzz-short.sh
