@@ -154,6 +154,9 @@ func setup(t *testing.T, seed int64) *env {
 			cfg["center"] = centerAddr
 			cfg["outbox_after"] = "500ms"
 			cfg["catalogue_interval"] = catalogueInterval
+			// Debug logs: the most a node ever writes, for the scan for
+			// personal data.
+			cfg["log"] = map[string]any{"level": "debug", "format": "text"}
 		}),
 	)
 	for _, n := range e.st.Nodes() {
@@ -161,7 +164,10 @@ func setup(t *testing.T, seed int64) *env {
 	}
 	e.center = harness.NewCenter(t, e.st.CADir, 1, []harness.CenterStation{e.st.CenterRef("混沌测试站")},
 		harness.WithNetwork(nw),
-		harness.WithConfig(func(i int, cfg map[string]any) { cfg["pull_interval"] = pullInterval }),
+		harness.WithConfig(func(i int, cfg map[string]any) {
+			cfg["pull_interval"] = pullInterval
+			cfg["log"] = map[string]any{"level": "debug", "format": "text"}
+		}),
 	)
 	e.center.StartAll()
 	e.st.StartAll()

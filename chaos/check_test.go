@@ -81,17 +81,20 @@ func (e *env) converge() {
 	start := time.Now()
 	deadline := start.Add(convergeTimeout)
 	e.st.WaitLeader(leaderTimeout)
-	var why string
 	wait := func(what string, done func() (bool, string)) {
+		said := time.Now()
 		for {
-			okay, w := done()
+			okay, why := done()
 			if okay {
 				e.t.Logf("converge: %s after %v", what, time.Since(start).Round(100*time.Millisecond))
 				return
 			}
-			why = w
 			if time.Now().After(deadline) {
 				e.t.Fatalf("not converged %v after healing: %s: %s", convergeTimeout, what, why)
+			}
+			if time.Since(said) > 20*time.Second {
+				e.t.Logf("converge: still waiting until %s: %s", what, why)
+				said = time.Now()
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
