@@ -111,9 +111,35 @@ func (e *env) converge() {
 		}
 		return true, ""
 	})
+	wait("every PC has the center's district item", func() (bool, string) {
+		want, err := e.centerItem()
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range e.st.Nodes() {
+			var it itemView
+			if _, err := n.Get("/v1/items/"+districtItem, &it); err != nil {
+				return false, fmt.Sprintf("%s: %v", n.ID, err)
+			}
+			if it.Version != want.Version || it.Name != want.Name {
+				return false, fmt.Sprintf("%s has version %d %q, the center %d %q", n.ID, it.Version, it.Name, want.Version, want.Name)
+			}
+		}
+		return true, ""
+	})
+	// The station is quiet now (the clerks stopped, outboxes are empty and
+	// the last catalogue version is in): its feed no longer moves.
 	seq := e.st.WaitSync(time.Until(deadline))
 	healed := time.Now()
 	wait("the center caught up and checked the digests", func() (bool, string) {
+		var st nodeStatus
+		if _, err := e.st.Node(0).Get("/v1/status", &st); err != nil {
+			return false, err.Error()
+		}
+		if st.Feed.Seq != seq {
+			// Something was still written after all: start over.
+			seq, healed = st.Feed.Seq, time.Now()
+		}
 		var a struct {
 			Stations []stationView `json:"stations"`
 		}
@@ -141,22 +167,6 @@ func (e *env) converge() {
 			return true, ""
 		}
 		return false, "the center does not list " + stationID
-	})
-	wait("every PC has the center's district item", func() (bool, string) {
-		want, err := e.centerItem()
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, n := range e.st.Nodes() {
-			var it itemView
-			if _, err := n.Get("/v1/items/"+districtItem, &it); err != nil {
-				return false, fmt.Sprintf("%s: %v", n.ID, err)
-			}
-			if it.Version != want.Version || it.Name != want.Name {
-				return false, fmt.Sprintf("%s has version %d %q, the center %d %q", n.ID, it.Version, it.Name, want.Version, want.Name)
-			}
-		}
-		return true, ""
 	})
 }
 
