@@ -33,7 +33,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
-	return d.guard(mux)
+	return d.guard(d.refuseCrossSite(mux))
 }
 
 // stationRoutes are the endpoints of a station node.
@@ -67,6 +67,10 @@ func (d *Daemon) guard(next http.Handler) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		start := time.Now()
+		if d.refuseWhenDiskLow(sw, r) {
+			d.metrics.observeRequest(r, sw.code, time.Since(start))
+			return
+		}
 		next.ServeHTTP(sw, r)
 		d.metrics.observeRequest(r, sw.code, time.Since(start))
 	})
@@ -154,6 +158,8 @@ func writeDomainError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, "no_leader", "the station's leader did not answer ("+err.Error()+"): the write may or may not have been made; repeat the same request when the network is back (an item edit repeated changes nothing; send a work-order step with its id to make a repeat safe)")
 	case errors.Is(err, replication.ErrNotQueueable):
 		writeError(w, http.StatusServiceUnavailable, "no_leader", err.Error())
+	case errors.Is(err, replication.ErrWritesPaused):
+		writeError(w, http.StatusInsufficientStorage, "disk_full", err.Error()+": free space on it; writes resume by themselves")
 	case errors.Is(err, replication.ErrTooLarge):
 		writeError(w, http.StatusBadRequest, "too_large", err.Error())
 	case errors.Is(err, replication.ErrClosed), errors.Is(err, context.DeadlineExceeded):
@@ -234,6 +240,14 @@ type statusBody struct {
 	// Certificate is this node's certificate: when it expires and the last
 	// renewal error.
 	Certificate certStatus `json:"certificate"`
+	// Disk is the free space of data_dir's disk and whether the disk guard
+	// stopped writes (diskguard.go).
+	Disk diskStatus `json:"disk"`
+}
+
+type diskStatus struct {
+	DataDir string `json:"data_dir"`
+	diskState
 }
 
 type certStatus struct {
@@ -291,9 +305,10 @@ func (d *Daemon) status() statusBody {
 		Feed:        feedStatus{ClusterID: s.ClusterID, Seq: s.Seq},
 		Outbox:      outboxView(s.Outbox),
 		Conflicts:   d.openConflicts(),
-		Warnings:    append(d.clockWarnings(s.Members), d.certWarnings()...),
+		Warnings:    append(append(d.clockWarnings(s.Members), d.certWarnings()...), d.diskWarnings()...),
 		Center:      d.centerStatus(),
 		Certificate: d.certStatus(),
+		Disk:        diskStatus{DataDir: d.cfg.DataDir, diskState: d.disk.state()},
 	}
 }
 

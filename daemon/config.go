@@ -60,13 +60,18 @@ type Config struct {
 	OutboxAfter Duration `yaml:"outbox_after"`
 	// MaxClockSkew: the status page warns about a member whose clock
 	// differs from this PC's by more.
-	MaxClockSkew Duration      `yaml:"max_clock_skew"`
-	Raft         RaftTimeouts  `yaml:"raft"`
-	Log          LogConfig     `yaml:"log"`
-	Limits       RequestLimits `yaml:"limits"`
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
+	// DiskReserveMB: below this much free space on data_dir's disk the node
+	// stops writes (507) and pauses raft until space is back (diskguard.go).
+	DiskReserveMB int           `yaml:"disk_reserve_mb"`
+	Raft          RaftTimeouts  `yaml:"raft"`
+	Log           LogConfig     `yaml:"log"`
+	Limits        RequestLimits `yaml:"limits"`
 
 	// dir is the config file's folder: relative paths are relative to it.
 	dir string
+	// file is the config file (absolute), "" when there is none.
+	file string
 }
 
 // TLSFiles names the node's certificate files.
@@ -153,6 +158,7 @@ func DefaultConfig() Config {
 		OutboxAfter:       Duration(2 * time.Second),
 		CertValidity:      Duration(365 * 24 * time.Hour),
 		MaxClockSkew:      Duration(5 * time.Second),
+		DiskReserveMB:     defaultDiskReserveMB,
 		Log:               LogConfig{Level: "info", Format: "text"},
 		Limits:            RequestLimits{MaxBodyBytes: 1 << 20},
 	}
@@ -194,6 +200,7 @@ func LoadConfig(path string, env []string, flags map[string]string) (Config, err
 			return c, fmt.Errorf("config %s: %w", path, err)
 		}
 		c.dir = filepath.Dir(abs)
+		c.file = abs
 	} else {
 		wd, _ := os.Getwd()
 		c.dir = wd
@@ -505,6 +512,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxClockSkew < Duration(100*time.Millisecond) {
 		return bad("max_clock_skew", "must be at least 100ms, got %s", time.Duration(c.MaxClockSkew))
+	}
+	if c.DiskReserveMB < minDiskReserveMB {
+		return bad("disk_reserve_mb", "must be at least %d (MiB): below it badger may find the disk full while writing, which kills the process; got %d", minDiskReserveMB, c.DiskReserveMB)
 	}
 	if c.WorkOrderDays < 1 || c.WorkOrderDays > 365 {
 		return bad("work_order_days", "must be 1 to 365 working days, got %d", c.WorkOrderDays)

@@ -64,6 +64,7 @@ type Daemon struct {
 	wg   sync.WaitGroup
 
 	metrics    *metrics
+	disk       *diskGuard    // stops writes before data_dir's disk is full (diskguard.go)
 	importSlot chan struct{} // one item-list import at a time
 	ext        Extension     // the center's part; nil for a station
 	center     centerContact // a station's contact with the center
@@ -217,6 +218,10 @@ func (d *Daemon) Open() (err error) {
 	// 5. Replication: stores and raft. The clock starts past every
 	// timestamp this PC wrote or applied, whatever its wall clock says.
 	if err := d.node.Open(); err != nil {
+		var sd *replication.StoreDamagedError
+		if errors.As(err, &sd) {
+			return &StoreDamagedError{Err: sd, ConfigFile: d.cfg.file}
+		}
 		return err
 	}
 	latest, err := d.node.LatestHLC()
@@ -234,6 +239,12 @@ func (d *Daemon) Open() (err error) {
 		go d.runCatalogue()
 		go d.runRenewal()
 	}
+
+	// The disk guard: its first check runs now, before the API takes
+	// writes.
+	d.disk = newDiskGuard(d.cfg.DataDir, d.cfg.DiskReserveMB, doctorDiskFree)
+	d.wg.Add(1)
+	go d.runDiskGuard()
 
 	// 6. Local API.
 	d.metrics = newMetrics(d)

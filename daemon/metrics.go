@@ -64,19 +64,22 @@ func (m *metrics) observeWrite(d time.Duration, err error) {
 type statusCollector struct{ d *Daemon }
 
 var (
-	descState   = prometheus.NewDesc("stationsync_raft_state", "1 for the node's current raft state.", []string{"state"}, nil)
-	descTerm    = prometheus.NewDesc("stationsync_raft_term", "Current raft term.", nil, nil)
-	descApplied = prometheus.NewDesc("stationsync_raft_applied_index", "Last raft index applied on this node.", nil, nil)
-	descCommit  = prometheus.NewDesc("stationsync_raft_commit_index", "Last raft index known committed.", nil, nil)
-	descMembers = prometheus.NewDesc("stationsync_raft_members", "Members of the raft configuration by suffrage and reachability.", []string{"suffrage", "reachable"}, nil)
-	descSeq     = prometheus.NewDesc("stationsync_feed_seq", "Last change-feed sequence number.", nil, nil)
-	descLeader  = prometheus.NewDesc("stationsync_raft_has_leader", "1 when a leader is known.", nil, nil)
-	descOutbox  = prometheus.NewDesc("stationsync_outbox_pending", "Case writes waiting in this node's outbox for the leader.", nil, nil)
-	descOldest  = prometheus.NewDesc("stationsync_outbox_oldest_age_seconds", "How long the oldest write in the outbox has waited (0 when empty).", nil, nil)
+	descState       = prometheus.NewDesc("stationsync_raft_state", "1 for the node's current raft state.", []string{"state"}, nil)
+	descTerm        = prometheus.NewDesc("stationsync_raft_term", "Current raft term.", nil, nil)
+	descApplied     = prometheus.NewDesc("stationsync_raft_applied_index", "Last raft index applied on this node.", nil, nil)
+	descCommit      = prometheus.NewDesc("stationsync_raft_commit_index", "Last raft index known committed.", nil, nil)
+	descMembers     = prometheus.NewDesc("stationsync_raft_members", "Members of the raft configuration by suffrage and reachability.", []string{"suffrage", "reachable"}, nil)
+	descSeq         = prometheus.NewDesc("stationsync_feed_seq", "Last change-feed sequence number.", nil, nil)
+	descLeader      = prometheus.NewDesc("stationsync_raft_has_leader", "1 when a leader is known.", nil, nil)
+	descOutbox      = prometheus.NewDesc("stationsync_outbox_pending", "Case writes waiting in this node's outbox for the leader.", nil, nil)
+	descOldest      = prometheus.NewDesc("stationsync_outbox_oldest_age_seconds", "How long the oldest write in the outbox has waited (0 when empty).", nil, nil)
+	descDiskFree    = prometheus.NewDesc("stationsync_disk_free_bytes", "Free space on data_dir's disk at the disk guard's last check.", nil, nil)
+	descDiskReserve = prometheus.NewDesc("stationsync_disk_reserve_bytes", "Free space below which the node stops writes (disk_reserve_mb).", nil, nil)
+	descDiskStopped = prometheus.NewDesc("stationsync_disk_writes_stopped", "1 while the disk guard holds writes (disk nearly full).", nil, nil)
 )
 
 func (c statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descState, descTerm, descApplied, descCommit, descMembers, descSeq, descLeader, descOutbox, descOldest} {
+	for _, d := range []*prometheus.Desc{descState, descTerm, descApplied, descCommit, descMembers, descSeq, descLeader, descOutbox, descOldest, descDiskFree, descDiskReserve, descDiskStopped} {
 		ch <- d
 	}
 }
@@ -102,6 +105,14 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	ob := outboxView(s.Outbox)
 	ch <- prometheus.MustNewConstMetric(descOutbox, prometheus.GaugeValue, float64(ob.Pending))
 	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, ob.AgeSecs)
+	ds := c.d.disk.state()
+	stopped := 0.0
+	if ds.Low {
+		stopped = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descDiskFree, prometheus.GaugeValue, float64(ds.Free))
+	ch <- prometheus.MustNewConstMetric(descDiskReserve, prometheus.GaugeValue, float64(ds.Reserve))
+	ch <- prometheus.MustNewConstMetric(descDiskStopped, prometheus.GaugeValue, stopped)
 	counts := map[[2]string]int{}
 	for _, m := range s.Members {
 		counts[[2]string{m.Suffrage, strconv.FormatBool(m.Reachable)}]++

@@ -47,7 +47,7 @@ func (n *Node) Backup(w io.Writer) (BackupHeader, error) {
 		meta *raft.SnapshotMeta
 		rc   io.ReadCloser
 	)
-	f := n.raft.Snapshot()
+	f := n.r().Snapshot()
 	err := f.Error()
 	switch {
 	case err == nil:

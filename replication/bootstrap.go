@@ -40,7 +40,7 @@ func (n *Node) runFormation() {
 }
 
 func (n *Node) inCluster() bool {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
@@ -117,7 +117,7 @@ func (n *Node) formOnce(windowOver bool) bool {
 		n.logger.Info("joined cluster", "via", d.Via)
 		return true
 	case formationBootstrap:
-		if err := n.raft.BootstrapCluster(raft.Configuration{Servers: d.Servers}).Error(); err != nil {
+		if err := n.r().BootstrapCluster(raft.Configuration{Servers: d.Servers}).Error(); err != nil {
 			n.logger.Warn("bootstrap", "error", err)
 			return false
 		}

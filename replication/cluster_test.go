@@ -825,7 +825,7 @@ func TestRestartAfterSnapshotEndingInBarrierRestoresNothing(t *testing.T) {
 	ln := c.nodes[leader].n
 	putItem(t, ln, "XC-L-0001")
 	writeConcurrently(t, c, "sb", 10)
-	if err := ln.raft.Barrier(5 * time.Second).Error(); err != nil {
+	if err := ln.r().Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if err := ln.Snapshot(); err != nil {

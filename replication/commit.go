@@ -69,6 +69,9 @@ func (n *Node) enqueue(ctx context.Context, req *request, limit int) ([]Result, 
 	if len(req.ops) == 0 {
 		return nil, nil
 	}
+	if n.paused.Load() {
+		return nil, ErrWritesPaused
+	}
 	if len(req.raw) > limit {
 		return nil, fmt.Errorf("%w: %d bytes, at most %d in one write", ErrTooLarge, len(req.raw), limit)
 	}
@@ -202,7 +205,7 @@ func (n *Node) applyLeader(ops []byte) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := n.raft.Apply(data, n.cfg.ApplyTimeout)
+	f := n.r().Apply(data, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: leadership changed during the write (%v); retry with the same id", ErrNoLeader, err)
@@ -225,10 +228,10 @@ func (n *Node) applyLeader(ops []byte) ([]Result, error) {
 // too, so a clerk reads back what was just written on the same PC.
 func (n *Node) applyAnywhere(ctx context.Context, ops []byte) ([]Result, error) {
 	for {
-		if n.raft.State() == raft.Leader {
+		if n.r().State() == raft.Leader {
 			return n.applyLeader(ops)
 		}
-		addr, _ := n.raft.LeaderWithID()
+		addr, _ := n.r().LeaderWithID()
 		if addr != "" {
 			results, retry, err := n.forward(ctx, string(addr), ops)
 			if err == nil {
@@ -280,7 +283,7 @@ func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, 
 			case <-stop:
 				return
 			case <-t.C:
-				if a, _ := n.raft.LeaderWithID(); a != "" && string(a) != addr {
+				if a, _ := n.r().LeaderWithID(); a != "" && string(a) != addr {
 					close(moved)
 					c.Close()
 					return
@@ -340,7 +343,7 @@ func (n *Node) kickCommit() {
 	go func() {
 		defer n.wg.Done()
 		for {
-			err := n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+			err := n.r().Barrier(n.cfg.ApplyTimeout).Error()
 			select {
 			case <-n.closing:
 				err = ErrClosed

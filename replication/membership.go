@@ -57,8 +57,8 @@ func planAdmission(servers []raft.Server, id raft.ServerID) membershipChange {
 // leader itself (transfer leadership first by stopping that PC) and, unless
 // force, a voter whose removal leaves fewer reachable voters than a quorum.
 func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
-	if n.raft.State() != raft.Leader {
-		addr, _ := n.raft.LeaderWithID()
+	if n.r().State() != raft.Leader {
+		addr, _ := n.r().LeaderWithID()
 		if addr == "" {
 			return ErrNoLeader
 		}
@@ -80,7 +80,7 @@ func (n *Node) RemoveMember(ctx context.Context, id string, force bool) error {
 var ErrUnknownMember = errors.New("no such member")
 
 func (n *Node) removeMember(id string, force bool) error {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (n *Node) removeMember(id string, force bool) error {
 	if target.Suffrage == raft.Voter && !force && !n.quorumSafeWithout(servers, target.ID) {
 		return fmt.Errorf("removing voter %s would leave fewer reachable voters than a quorum", id)
 	}
-	if err := n.raft.RemoveServer(target.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.r().RemoveServer(target.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	n.logger.Info("member removed", "member", id)
@@ -133,7 +133,7 @@ const reachableFor = 6 * time.Second
 // seen at a new address. The identity comes from the peer's certificate (the QUIC
 // handshake admits only this station's nodes); the mDNS hint is not trusted.
 func (n *Node) admitDiscovered() {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
@@ -172,7 +172,7 @@ func (n *Node) reapUnreachable() {
 	if after <= 0 {
 		return
 	}
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if f.Error() != nil {
 		return
 	}

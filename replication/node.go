@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/stationsync/stationsync/records"
@@ -137,8 +138,12 @@ type Node struct {
 	fsm       *fsm
 	snapshots raft.SnapshotStore
 	raftNet   raft.Transport
-	raft      *raft.Raft
-	kick      kicker // tells followers a forwarded write committed (commit.go)
+	raftp     atomic.Pointer[raft.Raft] // replaced when writes resume after a pause (diskpause.go)
+	hl        hclog.Logger
+
+	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
+	paused  atomic.Bool // writes paused (diskpause.go)
+	kick    kicker      // tells followers a forwarded write committed (commit.go)
 
 	submitC chan *request
 	ready   chan struct{} // closed once raft runs: RPCs wait for it
@@ -198,9 +203,14 @@ func (n *Node) Open() (err error) {
 		return fmt.Errorf("open node: %w", err)
 	}
 	key := n.cfg.EncryptionKey
-	n.logs, err = logstore.OpenEncrypted(filepath.Join(n.cfg.DataDir, "raft"), key, n.logger)
+	// A damaged store is refused before badger sees it (damage.go).
+	if errs := CheckStores(n.cfg); len(errs) > 0 {
+		return errs[0]
+	}
+	raftDir := filepath.Join(n.cfg.DataDir, "raft")
+	n.logs, err = logstore.OpenEncrypted(raftDir, key, n.logger)
 	if err != nil {
-		return fmt.Errorf("open raft log: %w", err)
+		return fmt.Errorf("open raft log: %w", openFailure(StoreRaft, raftDir, err))
 	}
 	if n.outbox, err = openOutbox(n.logs.DB()); err != nil {
 		return err
@@ -218,7 +228,7 @@ func (n *Node) Open() (err error) {
 	}
 	n.stateDB, err = badger.Open(logstore.WithKey(stateOpts, key))
 	if err != nil {
-		return fmt.Errorf("open state store: %w", logstore.KeyError(stateDir, key, err))
+		return fmt.Errorf("open state store: %w", openFailure(StoreState, stateDir, logstore.KeyError(stateDir, key, err)))
 	}
 	n.stateGC = logstore.StartGC(n.stateDB, 5*time.Minute, n.logger)
 	n.fsm, err = newFSM(n.stateDB, n.logger)
@@ -236,17 +246,44 @@ func (n *Node) Open() (err error) {
 			return fmt.Errorf("open snapshot store: %w", err)
 		}
 	}
+	n.hl = hl
 	if n.raftNet = n.cfg.RaftTransport; n.raftNet == nil {
-		n.raftNet = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  n.tr.RaftLayer(),
-			MaxPool: 3,
-			Timeout: 5 * time.Second,
-			Logger:  hl,
-		})
+		n.raftNet = n.newRaftNet()
 	} else if a := string(n.raftNet.LocalAddr()); a != n.tr.AdvertiseAddr() {
 		return fmt.Errorf("raft transport at %s: must be at the QUIC address %s", a, n.tr.AdvertiseAddr())
 	}
 
+	if err := n.startRaft(hl); err != nil {
+		return err
+	}
+	close(n.ready)
+	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
+
+	n.wg.Add(4)
+	go n.runOutbox()
+	go n.runBatcher()
+	go n.runFormation()
+	go n.runMonitor()
+	return nil
+}
+
+// newRaftNet is raft's transport over the node's QUIC transport. Raft
+// closes it when it shuts down (and the QUIC raft layer with it).
+func (n *Node) newRaftNet() raft.Transport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  n.tr.RaftLayer(),
+		MaxPool: 3,
+		Timeout: 5 * time.Second,
+		Logger:  n.hl,
+	})
+}
+
+// r is the node's raft instance (nil before Open).
+func (n *Node) r() *raft.Raft { return n.raftp.Load() }
+
+// startRaft starts a raft instance on the node's stores, FSM and
+// transport: at Open, and again when writes resume after a pause.
+func (n *Node) startRaft(hl hclog.Logger) error {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(n.cfg.NodeID)
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
@@ -270,18 +307,11 @@ func (n *Node) Open() (err error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft config: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snapshots, n.raftNet)
+	r, err := raft.NewRaft(rc, n.fsm, n.logs, n.logs, n.snapshots, n.raftNet)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	close(n.ready)
-	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
-
-	n.wg.Add(4)
-	go n.runOutbox()
-	go n.runBatcher()
-	go n.runFormation()
-	go n.runMonitor()
+	n.raftp.Store(r)
 	return nil
 }
 
@@ -293,8 +323,8 @@ func (n *Node) Close() error {
 		n.cancel()
 		n.wg.Wait()
 		var errs []error
-		if n.raft != nil {
-			if err := n.raft.Shutdown().Error(); err != nil {
+		if n.r() != nil {
+			if err := n.r().Shutdown().Error(); err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
 		}
@@ -419,7 +449,7 @@ type OutboxStatus struct {
 // So raft's index counts only when every entry between the two is one the
 // FSM does not see.
 func (n *Node) appliedIndex(fsmApplied uint64) uint64 {
-	raftApplied := n.raft.AppliedIndex()
+	raftApplied := n.r().AppliedIndex()
 	if raftApplied > fsmApplied && n.onlyUnseenEntries(fsmApplied, raftApplied, 64) {
 		return raftApplied
 	}
@@ -461,19 +491,19 @@ func (n *Node) Status() Status {
 	if n.outbox != nil {
 		st.Outbox.Pending, st.Outbox.Oldest = n.outbox.stats()
 	}
-	if n.raft == nil {
+	if n.r() == nil {
 		st.State = "starting"
 		return st
 	}
-	st.State = stateName(n.raft.State())
+	st.State = stateName(n.r().State())
 	st.AppliedIndex = n.appliedIndex(st.AppliedIndex)
-	addr, id := n.raft.LeaderWithID()
+	addr, id := n.r().LeaderWithID()
 	st.Leader, st.LeaderAddress = string(id), string(addr)
-	stats := n.raft.Stats()
+	stats := n.r().Stats()
 	st.Term, _ = strconv.ParseUint(stats["term"], 10, 64)
 	st.CommitIndex, _ = strconv.ParseUint(stats["commit_index"], 10, 64)
 	st.LastLogIndex, _ = strconv.ParseUint(stats["last_log_index"], 10, 64)
-	if f := n.raft.GetConfiguration(); f.Error() == nil {
+	if f := n.r().GetConfiguration(); f.Error() == nil {
 		n.reachMu.Lock()
 		for _, s := range f.Configuration().Servers {
 			m := Member{ID: string(s.ID), Address: string(s.Address), Suffrage: "voter"}
@@ -504,17 +534,17 @@ func stateName(s raft.RaftState) string {
 }
 
 // IsLeader says whether this node is the raft leader now.
-func (n *Node) IsLeader() bool { return n.raft != nil && n.raft.State() == raft.Leader }
+func (n *Node) IsLeader() bool { return n.r() != nil && n.r().State() == raft.Leader }
 
 // Snapshot forces a raft snapshot (and log truncation past TrailingLogs).
-func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
+func (n *Node) Snapshot() error { return n.r().Snapshot().Error() }
 
 // WaitLeader waits until some node is known as leader.
 func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if _, id := n.raft.LeaderWithID(); id != "" {
+		if _, id := n.r().LeaderWithID(); id != "" {
 			return string(id), nil
 		}
 		select {
@@ -546,13 +576,13 @@ func (n *Node) runMonitor() {
 			return
 		case <-t.C:
 		}
-		if n.raft.State() == raft.Leader && n.fsm.clusterID.Load().(string) == "" {
+		if n.r().State() == raft.Leader && n.fsm.clusterID.Load().(string) == "" {
 			n.applyInit()
 		}
 		if tick++; tick%probeEvery == 0 {
 			n.probeMembers()
 		}
-		if n.raft.State() == raft.Leader {
+		if n.r().State() == raft.Leader {
 			n.admitDiscovered()
 			n.reapUnreachable()
 		}
@@ -564,7 +594,7 @@ func (n *Node) applyInit() {
 	if err != nil {
 		return
 	}
-	if err := n.raft.Apply(data, n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.r().Apply(data, n.cfg.ApplyTimeout).Error(); err != nil {
 		n.logger.Warn("name the cluster", "error", err)
 	}
 }
@@ -576,7 +606,7 @@ func newClusterID() string {
 }
 
 func (n *Node) probeMembers() {
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
@@ -637,7 +667,7 @@ func (n *Node) addMember(id, address string) error {
 	if id == "" || address == "" {
 		return errors.New("join: node id and address are required")
 	}
-	f := n.raft.GetConfiguration()
+	f := n.r().GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -650,10 +680,10 @@ func (n *Node) addMember(id, address string) error {
 			return nil // already a member
 		}
 		n.logger.Info("member moved: re-adding at its new address", "member", id, "old", s.Address, "new", address)
-		if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		if err := n.r().RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 			return fmt.Errorf("remove %s before re-adding: %w", id, err)
 		}
-		if f = n.raft.GetConfiguration(); f.Error() != nil {
+		if f = n.r().GetConfiguration(); f.Error() != nil {
 			return f.Error()
 		}
 		servers = f.Configuration().Servers
@@ -662,7 +692,7 @@ func (n *Node) addMember(id, address string) error {
 	for _, p := range plan.Promote {
 		for _, s := range servers {
 			if s.ID == p {
-				if err := n.raft.AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				if err := n.r().AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 					return fmt.Errorf("promote %s to voter: %w", p, err)
 				}
 				n.logger.Info("member promoted to voter", "member", p)
@@ -671,9 +701,9 @@ func (n *Node) addMember(id, address string) error {
 	}
 	var fut raft.IndexFuture
 	if plan.Suffrage == raft.Voter {
-		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+		fut = n.r().AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
 	} else {
-		fut = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+		fut = n.r().AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
 	}
 	if err := fut.Error(); err != nil {
 		return fmt.Errorf("add %s at %s: %w", id, address, err)

@@ -245,6 +245,9 @@ func (n *Node) Record(ctx context.Context, op records.Op) (res Result, pending b
 	if !Queueable(op) {
 		return Result{}, false, ErrNotQueueable
 	}
+	if n.paused.Load() {
+		return Result{}, false, ErrWritesPaused
+	}
 	if count, _ := n.outbox.stats(); count == 0 {
 		sctx, cancel := context.WithTimeout(ctx, n.cfg.OutboxAfter)
 		results, err := n.Submit(sctx, []records.Op{op})
@@ -252,7 +255,7 @@ func (n *Node) Record(ctx context.Context, op records.Op) (res Result, pending b
 		switch {
 		case err == nil:
 			return results[0], false, nil
-		case errors.Is(err, ErrTooLarge), errors.Is(err, ErrClosed), ctx.Err() != nil:
+		case errors.Is(err, ErrTooLarge), errors.Is(err, ErrClosed), errors.Is(err, ErrWritesPaused), n.paused.Load(), ctx.Err() != nil:
 			return Result{}, false, err
 		}
 		n.logger.Debug("no leader within the bound: queueing the write", "after", n.cfg.OutboxAfter, "error", err)
@@ -326,10 +329,10 @@ func (n *Node) runOutbox() {
 		case <-tick.C:
 		}
 		for {
-			if count, _ := n.outbox.stats(); count == 0 {
+			if count, _ := n.outbox.stats(); count == 0 || n.paused.Load() {
 				break
 			}
-			if _, id := n.raft.LeaderWithID(); id == "" {
+			if _, id := n.r().LeaderWithID(); id == "" {
 				n.outbox.stuck.Store(true)
 				break
 			}

@@ -211,12 +211,12 @@ func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
 }
 
 func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
-	addr, id := n.raft.LeaderWithID()
+	addr, id := n.r().LeaderWithID()
 	switch req.Method {
 	case rpcInfo:
 		resp.Info = n.selfInfo()
 	case rpcApply:
-		if n.raft.State() != raft.Leader {
+		if n.r().State() != raft.Leader {
 			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader", string(addr)
 			return
 		}
@@ -234,7 +234,7 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		}
 		resp.Results = results
 	case rpcRemove:
-		if n.raft.State() != raft.Leader {
+		if n.r().State() != raft.Leader {
 			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
 			return
 		}
@@ -245,7 +245,7 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 			}
 		}
 	case rpcJoin:
-		if n.raft.State() != raft.Leader {
+		if n.r().State() != raft.Leader {
 			resp.Code, resp.Error, resp.Leader = "not_leader", "not the leader; leader is "+string(id), string(addr)
 			return
 		}
@@ -258,9 +258,9 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 }
 
 func (n *Node) selfInfo() *peerInfo {
-	addr, id := n.raft.LeaderWithID()
+	addr, id := n.r().LeaderWithID()
 	inCluster := false
-	if f := n.raft.GetConfiguration(); f.Error() == nil {
+	if f := n.r().GetConfiguration(); f.Error() == nil {
 		inCluster = len(f.Configuration().Servers) > 0
 	}
 	return &peerInfo{

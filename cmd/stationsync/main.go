@@ -47,6 +47,8 @@ Usage:
   stationsync restore --config FILE BACKUP              onto the stopped node; it rejoins and catches up
   stationsync members list | remove ID [--force] [--api URL]
   stationsync recover --config FILE --peers ID=ADDR,...  offline recovery after a permanent loss of quorum
+  stationsync rebuild --config FILE [--force]          the stopped node's store is damaged: move it aside (data_dir/damaged-TIME),
+                                                       keep identity and undelivered outbox writes; started, it takes the data from its peers
   stationsync doctor [--config FILE]                   check config, data dir, QUIC port, certificates, multicast, peers
   stationsync version
 
@@ -106,6 +108,8 @@ func run(args []string, out io.Writer) error {
 		return cmdDoctor(rest, out)
 	case "recover":
 		return cmdRecover(rest, out)
+	case "rebuild":
+		return cmdRebuild(rest, out)
 	case "version":
 		fmt.Fprintln(out, "stationsync", daemon.Version)
 		return nil
@@ -293,6 +297,54 @@ func cmdRecover(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "recovered: %s now forms the cluster with %s; start the nodes\n", cfg.NodeID, *peers)
+	return nil
+}
+
+func cmdRebuild(args []string, out io.Writer) error {
+	fs := newFlags("rebuild")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: stationsync rebuild --config FILE [--force]
+
+Rebuilds a stopped station node whose store is damaged ("run" refused to
+start and named this command). The node's stores (data_dir/raft, state,
+snapshots) are moved to data_dir/damaged-TIME, never deleted. Its identity
+stays: certificates, encryption key, node id. Writes it accepted while cut
+off and had not delivered yet (its outbox) are carried over when the raft
+store is readable; when it is not, the command says so. Start the node
+afterwards: it is still a member of its station, and the leader sends it
+the station's data. At least one other node of the station must be
+running for that.
+
+`)
+		fs.PrintDefaults()
+	}
+	path := fs.String("config", "", "the stopped node's config file")
+	force := fs.Bool("force", false, "rebuild even when no damage is found")
+	if _, err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("rebuild: --config FILE is required")
+	}
+	cfg, err := daemon.LoadConfig(*path, os.Environ(), nil)
+	if err != nil {
+		return err
+	}
+	rep, err := daemon.Rebuild(cfg, daemon.RebuildOptions{Force: *force}, daemon.NewLogger(cfg.Log, os.Stderr))
+	for _, d := range rep.Damaged {
+		fmt.Fprintf(out, "damaged: %v\n", d)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "moved %s to %s (delete it once the node has caught up)\n", strings.Join(rep.Moved, ", "), rep.Aside)
+	switch {
+	case rep.OutboxLost:
+		fmt.Fprintf(out, "WARNING: the outbox could not be read (%s): case writes this node accepted while cut off from its station and had not delivered yet, if any, are not carried over; check with the clerks of this PC\n", rep.OutboxError)
+	default:
+		fmt.Fprintf(out, "outbox: %d undelivered writes carried over (delivered once the node runs)\n", rep.OutboxKept)
+	}
+	fmt.Fprintf(out, "kept: certificates, encryption key, node id %s; now start the node (stationsync run --config %s, or stationsync start): it rejoins station %s and takes its data from the leader\n", cfg.NodeID, *path, cfg.StationID)
 	return nil
 }
 

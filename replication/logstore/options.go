@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -120,7 +121,12 @@ type GC struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+	paused   atomic.Bool
 }
+
+// Pause skips GC runs while p is true (a value-log rewrite needs disk
+// space: see the daemon's disk guard).
+func (g *GC) Pause(p bool) { g.paused.Store(p) }
 
 // StartGC starts a goroutine that runs value-log GC on db every interval
 // (DefaultGCInterval if interval <= 0). Each run rewrites value-log files
@@ -147,6 +153,9 @@ func (g *GC) run(db *badger.DB, interval time.Duration, logger *slog.Logger) {
 		case <-g.stop:
 			return
 		case <-t.C:
+		}
+		if g.paused.Load() {
+			continue
 		}
 		for rewrites := 0; ; rewrites++ {
 			select {

@@ -134,6 +134,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// PauseGC pauses (true) or resumes value-log GC.
+func (s *Store) PauseGC(p bool) { s.gc.Pause(p) }
+
 // DB returns the underlying badger database, for node-local data that should
 // share its files and fsyncs (for example an outbox). Keys starting with
 // [ReservedPrefix] belong to Store and must not be written through DB. The
