@@ -239,7 +239,7 @@ func (c *Center) handleListCatalogue(w http.ResponseWriter, r *http.Request) {
 // increases when it changes, and every station's leader fetches it.
 func (c *Center) handlePutCatalogueItem(w http.ResponseWriter, r *http.Request) {
 	var it records.Item
-	if !daemon.DecodeBody(w, r, &it, 1<<20) {
+	if !daemon.DecodeBody(w, r, &it, c.bodyLimit(0)) {
 		return
 	}
 	code := r.PathValue("code")
@@ -265,4 +265,18 @@ func (c *Center) handlePutCatalogueItem(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	daemon.WriteJSON(w, http.StatusOK, json.RawMessage(res.Value))
+}
+
+// bodyLimit is the bound of a request body: limits.max_body_bytes of the
+// node's config, like every station route (1 MiB if Start has not set
+// it), and never more than bound when bound > 0.
+func (c *Center) bodyLimit(bound int64) int64 {
+	limit := c.maxBody
+	if limit <= 0 {
+		limit = 1 << 20
+	}
+	if bound > 0 && limit > bound {
+		limit = bound
+	}
+	return limit
 }

@@ -48,6 +48,7 @@ type Center struct {
 	clock         *records.Clock
 	caDir         string
 	certValidity  time.Duration
+	maxBody       int64 // limits.max_body_bytes: the bound of a request body
 
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
@@ -77,6 +78,7 @@ func (c *Center) Start(h daemon.Host) error {
 	c.stations, c.interval = cfg.Stations, time.Duration(cfg.PullInterval)
 	c.nodeID, c.workOrderDays, c.clock = cfg.NodeID, cfg.WorkOrderDays, records.NewClock(nil)
 	c.caDir, c.certValidity = cfg.CADir, time.Duration(cfg.CertValidity)
+	c.maxBody = cfg.Limits.MaxBodyBytes
 	if c.caDir != "" {
 		if _, err := pki.CAFingerprint(c.caDir); err != nil {
 			return fmt.Errorf("ca_dir: %w", err)

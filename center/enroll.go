@@ -158,7 +158,7 @@ type tokenBody struct {
 // handleNewToken makes a one-time enrollment token for a station.
 func (c *Center) handleNewToken(w http.ResponseWriter, r *http.Request) {
 	var b tokenBody
-	if !daemon.DecodeBody(w, r, &b, 4096) {
+	if !daemon.DecodeBody(w, r, &b, c.bodyLimit(4096)) {
 		return
 	}
 	if !c.knowsStation(b.Station) {

@@ -21,7 +21,7 @@ func (c *Center) handleEvaluation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b daemon.EvaluationBody
-	if !daemon.DecodeBody(w, r, &b, 1<<20) {
+	if !daemon.DecodeBody(w, r, &b, c.bodyLimit(0)) {
 		return
 	}
 	e := b.Evaluation()
@@ -53,7 +53,7 @@ func (c *Center) handleWorkOrderEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var b daemon.WorkOrderEventBody
-	if !daemon.DecodeBody(w, r, &b, 1<<20) {
+	if !daemon.DecodeBody(w, r, &b, c.bodyLimit(0)) {
 		return
 	}
 	ev := b.Event()

@@ -202,7 +202,13 @@ func (t *TLS) ServerConfig(alpn string, verify func(Identity) error) *tls.Config
 			c, _ := t.current()
 			return c, nil
 		},
-		ClientAuth:             tls.RequireAnyClientCert,
+		// Requested, not required, so that a client without a certificate
+		// reaches VerifyConnection, which refuses it (verifyPeer: "no
+		// certificate presented") where the caller can log the refusal;
+		// with RequireAnyClientCert crypto/tls refuses it before any
+		// callback runs and the node cannot say why a PC was turned away.
+		// Either way no handshake completes without a certificate.
+		ClientAuth:             tls.RequestClientCert,
 		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			return t.verifyPeer(cs, alpn, x509.ExtKeyUsageClientAuth, verify)

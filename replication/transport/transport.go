@@ -2,7 +2,9 @@ package transport
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -318,7 +320,7 @@ func (t *Transport) logRefusals(cfg *tls.Config) *tls.Config {
 		err := verify(cs)
 		if err != nil {
 			// A stranger retries every second: say it once, then quietly.
-			if t.firstRefusal(err.Error()) {
+			if t.firstRefusal(refusalKey(err)) {
 				t.log.Warn("handshake refused (logged once per reason)", "err", err)
 			} else {
 				t.log.Debug("handshake refused", "err", err)
@@ -327,6 +329,19 @@ func (t *Transport) logRefusals(cfg *tls.Config) *tls.Config {
 		return err
 	}
 	return cfg
+}
+
+// refusalKey is what makes a refusal "the same" for logging once: its
+// text, except for an invalid (expired, not yet valid) certificate, whose
+// text carries the current time and so would differ at every retry; that
+// one is keyed by the certificate and the reason.
+func refusalKey(err error) string {
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) && inv.Cert != nil {
+		sum := sha256.Sum256(inv.Cert.Raw)
+		return fmt.Sprintf("invalid certificate %x: reason %d", sum[:8], inv.Reason)
+	}
+	return err.Error()
 }
 
 // deriveAdvertise turns the bound address into a dialable one.
