@@ -177,8 +177,8 @@ func (c *Center) pullOnce(ps *pullState) (more bool, err error) {
 		return false, err
 	}
 	page := resp.Page
-	if page == nil {
-		return false, fmt.Errorf("feed from %s: empty answer", addr)
+	if err := checkPage(page, cur.Seq, pageLimit); err != nil {
+		return false, fmt.Errorf("feed from %s: %w", addr, err)
 	}
 	from := cur.Seq
 	if page.ClusterID != "" && page.ClusterID != cur.ClusterID && cur.Seq != 0 {
@@ -188,8 +188,9 @@ func (c *Center) pullOnce(ps *pullState) (more bool, err error) {
 		if resp, addr, err = c.call(ps, replication.FeedRequest{Method: replication.FeedMethodFeed, Since: 0, Limit: pageLimit}); err != nil {
 			return false, err
 		}
-		if page = resp.Page; page == nil {
-			return false, fmt.Errorf("feed from %s: empty answer", addr)
+		page = resp.Page
+		if err := checkPage(page, 0, pageLimit); err != nil {
+			return false, fmt.Errorf("feed from %s: %w", addr, err)
 		}
 		from = 0
 	}
@@ -222,6 +223,37 @@ func (c *Center) pullOnce(ps *pullState) (more bool, err error) {
 	}
 	c.contact(ps, addr, page.Head, next)
 	return len(page.Changes) == pageLimit, nil
+}
+
+// checkPage checks a page of a station's feed, the answer to a request
+// for at most limit changes after since, before it is consolidated: a
+// page that is not one is refused, naming what is wrong. (What a change
+// holds is checked by the consolidate op, against the center's state.)
+func checkPage(page *replication.FeedPage, since uint64, limit int) error {
+	switch {
+	case page == nil:
+		return errors.New("empty answer: no page")
+	case page.ClusterID == "" && len(page.Changes) > 0:
+		return fmt.Errorf("page without a cluster id carries %d changes", len(page.Changes))
+	case len(page.Changes) > limit:
+		return fmt.Errorf("page of %d changes: at most %d were asked for", len(page.Changes), limit)
+	}
+	last := since
+	for i, ch := range page.Changes {
+		switch {
+		case ch.Seq <= last:
+			return fmt.Errorf("change %d: seq %d does not follow %d", i, ch.Seq, last)
+		case ch.Kind == "" || ch.Key == "":
+			return fmt.Errorf("change %d (seq %d): kind %q and key %q are required", i, ch.Seq, ch.Kind, ch.Key)
+		case len(ch.Data) == 0:
+			return fmt.Errorf("change %d (seq %d, %s %s): no data", i, ch.Seq, ch.Kind, ch.Key)
+		}
+		last = ch.Seq
+	}
+	if page.Head < last {
+		return fmt.Errorf("head %d is before the page's last change %d", page.Head, last)
+	}
+	return nil
 }
 
 // consolidate writes one page and the new cursor as one replicated op.

@@ -128,6 +128,9 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		return cur, nil, nil // taken before
 	}
 	ss := stationState(st, pg.Station)
+	if err := checkPulled(ss, pg, cur.Seq); err != nil {
+		return nil, nil, err
+	}
 	var changes []Change
 	for _, ch := range pg.Changes {
 		if ch.Seq <= cur.Seq {
@@ -144,6 +147,78 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		return nil, nil, err
 	}
 	return cur, changes, nil
+}
+
+// checkPulled refuses, before anything is written, a page with a change
+// that mergeChange cannot take: a kind this version does not know, data
+// that does not decode, a case whose id is not a record id, an event,
+// evaluation or work-order step whose case or work order neither the
+// store nor the page before it holds. A merge failing half-way is not a
+// domain error: it would stop the center's state machine on every node,
+// and again after every restart.
+func checkPulled(ss State, pg PulledPage, after uint64) error {
+	cases, orders := map[string]bool{}, map[string]bool{}
+	for _, ch := range pg.Changes {
+		if ch.Seq <= after {
+			continue
+		}
+		refuse := func(what string) error {
+			return Invalid("changes", "station %s change %d (%s %q): %s", pg.Station, ch.Seq, ch.Kind, ch.Key, what)
+		}
+		var v any
+		switch ch.Kind {
+		case "item", "conflict", "settings": // stored as they are
+			continue
+		case "case":
+			v = &Case{}
+		case "event":
+			v = &Event{}
+		case "evaluation":
+			v = &Evaluation{}
+		case "workorder":
+			v = &WorkOrder{}
+		case "workorder_event":
+			v = &WorkOrderEvent{}
+		default:
+			return refuse("unknown change kind")
+		}
+		if err := json.Unmarshal(ch.Data, v); err != nil {
+			return refuse("data does not decode: " + err.Error())
+		}
+		switch ch.Kind {
+		case "case":
+			id := v.(*Case).ID
+			if !validRecordID(id) {
+				return refuse(fmt.Sprintf("case id %q is not a record id", id))
+			}
+			cases[id] = true
+		case "workorder":
+			orders[v.(*WorkOrder).ID] = true
+		case "event", "evaluation":
+			if !cases[ch.Key] {
+				h, err := loadHead(ss, ch.Key)
+				if err != nil {
+					return err
+				}
+				if h == nil {
+					return refuse("its case is not known before it")
+				}
+				cases[ch.Key] = true
+			}
+		case "workorder_event":
+			if !orders[ch.Key] {
+				var w *WorkOrder
+				if err := getJSON(ss, prefixWorkOrder+ch.Key, &w); err != nil {
+					return err
+				}
+				if w == nil {
+					return refuse("its work order is not known before it")
+				}
+				orders[ch.Key] = true
+			}
+		}
+	}
+	return nil
 }
 
 // SplitCenterKey splits the key of a change in the center's own feed

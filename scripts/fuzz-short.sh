@@ -20,7 +20,7 @@ for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 	for t in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | cut -d' ' -f2); do
 		for attempt in 1 2; do
 			echo "fuzz $dir $t ($FUZZTIME)"
-			if out=$($GO test -run=NONE -fuzz="^$t\$" -fuzztime="$FUZZTIME" "./$dir" 2>&1); then
+			if out=$($GO test -run=NONE -fuzz="^$t\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=1s "./$dir" 2>&1); then
 				break
 			fi
 			if echo "$out" | grep -q 'context deadline exceeded' &&
