@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package chaos is stationsync's fault-injection suite, in the spirit of
 // the Jepsen tests of etcd, rqlite and dqlite: a station of five real
 // `stationsync run` processes, each in its own network namespace (a PC on
@@ -5,8 +7,9 @@
 // clerks write cases and lifecycle events through the HTTP API of every
 // PC and record every request and its answer; a nemesis meanwhile
 // partitions the LAN, kills, pauses and restarts processes, restarts the
-// center, cuts the station from the center, and skews a PC's clock. When
-// the time is up everything is healed and a checker proves that
+// center, cuts the station from the center, fills a PC's disk (a tmpfs
+// holding its data_dir) and frees it, and skews a PC's clock. When the
+// time is up everything is healed and a checker proves that
 //
 //   - every event a node answered 201 or 202 for is present exactly once on
 //     every PC and at the center, and every write answered with a refusal
@@ -71,6 +74,10 @@ const (
 	// pullInterval and catalogueInterval: short, so convergence is quick.
 	pullInterval      = "2s"
 	catalogueInterval = "2s"
+	// diskNode is the PC whose data_dir is on a disk of diskSize bytes
+	// the nemesis fills (disk-full).
+	diskNode = nodes - 1
+	diskSize = 2 << 30
 )
 
 // env is the district under test.
@@ -88,8 +95,9 @@ type env struct {
 	killed  map[int]bool
 	paused  map[int]bool
 	skewed  map[int]bool
-	cut     bool
 	catalog *catalogue
+	disk    string // the mount point of diskNode's data disk
+	filled  bool
 }
 
 func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
@@ -147,6 +155,10 @@ func setup(t *testing.T, seed int64) *env {
 	}
 	e.chost = nw.AddHost("c0")
 	centerAddr := e.chost.IP() + ":" + strconv.Itoa(harness.NetworkQUICPort)
+	// The last PC keeps its data on a disk of its own (a tmpfs) that the
+	// nemesis fills. Mounted before the station is made, so it is
+	// unmounted after the station's cleanup has killed the node.
+	e.disk = mountDisk(t, diskSize)
 	e.st = harness.NewStation(t, stationID, nodes,
 		harness.WithNetwork(nw),
 		harness.WithStaticPeers(),
@@ -154,6 +166,9 @@ func setup(t *testing.T, seed int64) *env {
 			cfg["center"] = centerAddr
 			cfg["outbox_after"] = "500ms"
 			cfg["catalogue_interval"] = catalogueInterval
+			if i == diskNode {
+				cfg["data_dir"] = filepath.Join(e.disk, "data")
+			}
 			// Debug logs: the most a node ever writes, for the scan for
 			// personal data.
 			cfg["log"] = map[string]any{"level": "debug", "format": "text"}

@@ -1,10 +1,17 @@
+//go:build linux
+
 package chaos
 
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"syscall"
+	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/stationsync/stationsync/internal/netns"
 )
@@ -27,6 +34,7 @@ var faults = []fault{
 	{"restart-center", (*env).restartCenter},
 	{"cut-center", (*env).cutCenter},
 	{"clock-skew", (*env).skewClock},
+	{"disk-full", (*env).fillDisk},
 }
 
 // nemesis injects random faults for d. It runs on the test's goroutine
@@ -68,6 +76,9 @@ func (e *env) healAll() {
 	}
 	for i := range e.skewed {
 		e.setSkew(i, 0)
+	}
+	if e.filled {
+		e.freeDisk()
 	}
 	if !e.center.Node(0).Running() {
 		e.center.Start(0)
@@ -237,4 +248,65 @@ func (e *env) setSkew(i int, d time.Duration) {
 	} else {
 		e.skewed[i] = true
 	}
+}
+
+// mountDisk mounts a tmpfs of size bytes on a new folder and unmounts it
+// when the test ends.
+func mountDisk(t *testing.T, size int) string {
+	dir := filepath.Join(t.TempDir(), "disk")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a tmpfs for pc-%d's data: %v: %s", diskNode+1, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// diskFree is the space left on the data disk.
+func (e *env) diskFree() uint64 {
+	var s unix.Statfs_t
+	if err := unix.Statfs(e.disk, &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s.Bavail * uint64(s.Bsize)
+}
+
+// fillDisk fills the data disk of diskNode up to 40 MiB free, below the
+// node's disk reserve (64 MiB by default): the node must stop taking
+// writes (507) without corrupting anything, and take them again once the
+// filler is deleted.
+func (e *env) fillDisk() (func(), string) {
+	free := e.diskFree()
+	const leave = 40 << 20
+	if free <= leave {
+		e.t.Fatalf("pc-%d's data disk has only %d MiB free before the nemesis fills it: make diskSize larger", diskNode+1, free>>20)
+	}
+	f, err := os.Create(e.filler())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	err = unix.Fallocate(int(f.Fd()), 0, 0, int64(free-leave))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		e.t.Fatalf("fill pc-%d's data disk: %v", diskNode+1, err)
+	}
+	e.filled = true
+	return e.freeDisk, fmt.Sprintf("fill pc-%d's data disk (%d MiB free of %d MiB)", diskNode+1, e.diskFree()>>20, diskSize>>20)
+}
+
+func (e *env) filler() string { return filepath.Join(e.disk, "filler") }
+
+func (e *env) freeDisk() {
+	if err := os.Remove(e.filler()); err != nil {
+		e.t.Fatal(err)
+	}
+	e.filled = false
 }
