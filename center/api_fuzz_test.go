@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stationsync/stationsync/daemon"
 	"github.com/stationsync/stationsync/records"
@@ -197,8 +198,9 @@ func FuzzTokenBody(f *testing.F) {
 			var e fuzzAPIError
 			json.Unmarshal(w.Body.Bytes(), &e)
 			// A validation failure names station or ttl; a decoding
-			// failure may name the field it could not decode.
-			if f := e.Error.Field; f != "" && f != "station" && f != "ttl" && !bytes.Contains(body, []byte(f)) {
+			// failure may name the field it could not decode (as JSON
+			// decodes it: invalid UTF-8 becomes U+FFFD).
+			if f := e.Error.Field; f != "" && f != "station" && f != "ttl" && !strings.Contains(asJSONDecodes(body), f) {
 				t.Fatalf("body %q: refusal names field %q", body, e.Error.Field)
 			}
 			return
@@ -308,4 +310,16 @@ func FuzzCenterWorkOrderEventBody(f *testing.F) {
 			t.Fatalf("accepted event is invalid after the round trip: %v", err)
 		}
 	})
+}
+
+// asJSONDecodes is body with each byte that is not valid UTF-8 replaced by
+// U+FFFD, as encoding/json decodes strings.
+func asJSONDecodes(body []byte) string {
+	var b strings.Builder
+	for len(body) > 0 {
+		r, n := utf8.DecodeRune(body)
+		b.WriteRune(r) // utf8.RuneError for an invalid byte (n == 1)
+		body = body[n:]
+	}
+	return b.String()
 }

@@ -23,8 +23,8 @@ for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 			if out=$($GO test -run=NONE -fuzz="^$t\$" -fuzztime="$FUZZTIME" -fuzzminimizetime=1s "./$dir" 2>&1); then
 				break
 			fi
-			if echo "$out" | grep -q 'context deadline exceeded' &&
-				! echo "$out" | grep -q -e 'Failing input written' -e 'panic:' -e '_test.go:[0-9]*:'; then
+			if printf '%s\n' "$out" | grep -q 'context deadline exceeded' &&
+				! printf '%s\n' "$out" | grep -q -e 'Failing input written' -e 'panic:' -e '_test.go:[0-9]*:'; then
 				if [ $attempt = 1 ]; then
 					echo "  $t ended with a bare deadline (golang/go#75804, no input found): retrying once"
 					continue
@@ -32,7 +32,9 @@ for f in $(grep -rl --include='*_test.go' '^func Fuzz' .); do
 				echo "  $t ended with a bare deadline again (golang/go#75804, no input found): not a finding"
 				break
 			fi
-			echo "$out" | tail -40
+			# printf, not echo: dash's echo interprets backslashes in the output.
+			printf '%s\n' "$out" | tail -60
+			echo "  $t failed (exit status above)"
 			status=1
 			break
 		done
