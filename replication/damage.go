@@ -39,8 +39,12 @@ func (e *StoreDamagedError) Error() string {
 }
 
 // checkStore verifies the store in dir before badger opens it.
-func checkStore(store, dir string, key []byte) error {
-	err := logstore.Verify(dir, key)
+func checkStore(store, dir string, key []byte, atStart bool) error {
+	verify := logstore.Verify
+	if atStart {
+		verify = logstore.VerifyAtStart
+	}
+	err := verify(dir, key)
 	var de *logstore.DamageError
 	if errors.As(err, &de) {
 		return &StoreDamagedError{Store: store, Path: dir, Problem: de.File + " " + de.Problem}
@@ -74,10 +78,12 @@ func firstLine(s string) string {
 // CheckStores verifies the node's stores in cfg.DataDir without opening
 // them: nil when none is damaged, else the StoreDamagedErrors (or the
 // errors that kept a store from being checked).
-func CheckStores(cfg Config) []error {
+func CheckStores(cfg Config) []error { return checkStores(cfg, false) }
+
+func checkStores(cfg Config, atStart bool) []error {
 	var errs []error
 	for _, s := range []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}} {
-		if err := checkStore(s.name, filepath.Join(cfg.DataDir, s.sub), cfg.EncryptionKey); err != nil {
+		if err := checkStore(s.name, filepath.Join(cfg.DataDir, s.sub), cfg.EncryptionKey, atStart); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -204,7 +204,7 @@ func (n *Node) Open() (err error) {
 	}
 	key := n.cfg.EncryptionKey
 	// A damaged store is refused before badger sees it (damage.go).
-	if errs := CheckStores(n.cfg); len(errs) > 0 {
+	if errs := checkStores(n.cfg, true); len(errs) > 0 {
 		return errs[0]
 	}
 	raftDir := filepath.Join(n.cfg.DataDir, "raft")

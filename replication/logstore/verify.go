@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -52,7 +53,60 @@ func damaged(dir, file, format string, args ...any) *DamageError {
 // A record torn at the very end of a log (a power cut during a write that
 // was never acknowledged) is not damage: badger drops it, as it should. A
 // bad record followed by good ones is.
-func Verify(dir string, key []byte) error {
+func Verify(dir string, key []byte) error { return verify(dir, key, true, nil, nil) }
+
+// VerifyAtStart is Verify as a node runs it at every start: the same,
+// except that of the value logs only the newest, the one badger appends
+// to (where a crash leaves a torn write), is read record by record; older
+// value logs are immutable and only their header is checked. Reading every
+// value log made a node with a few hundred thousand raft entries take 20 s
+// to start (the chaos suite's restart timed out); Verify, which
+// `stationsync rebuild` runs, still reads them all.
+//
+// Tables are immutable once written: a table whose blocks were all
+// verified at an earlier start, and whose size and modification time have
+// not changed since (dir + ".verified" records them), only has its index
+// read. A table overwritten since has a new modification time and is read
+// whole again.
+func VerifyAtStart(dir string, key []byte) error {
+	known := readVerified(dir)
+	seen := map[string]string{}
+	if err := verify(dir, key, false, known, seen); err != nil {
+		return err
+	}
+	writeVerified(dir, seen)
+	return nil
+}
+
+// verifiedFile records the tables VerifyAtStart read whole: name -> size
+// and modification time.
+func verifiedFile(dir string) string { return filepath.Clean(dir) + ".verified" }
+
+func tableStamp(fi os.FileInfo) string {
+	return fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
+}
+
+func readVerified(dir string) map[string]string {
+	m := map[string]string{}
+	b, err := os.ReadFile(verifiedFile(dir))
+	if err == nil {
+		_ = json.Unmarshal(b, &m) // unreadable: verify every table again
+	}
+	return m
+}
+
+func writeVerified(dir string, m map[string]string) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	tmp := verifiedFile(dir) + ".tmp"
+	if os.WriteFile(tmp, b, 0o600) == nil {
+		_ = os.Rename(tmp, verifiedFile(dir))
+	}
+}
+
+func verify(dir string, key []byte, allLogs bool, known, seen map[string]string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -106,17 +160,67 @@ func Verify(dir string, key []byte) error {
 			return damaged(dir, badger.KeyRegistryFileName, "unreadable: %v", err)
 		}
 		defer kr.Close()
+		// One index cache for every table (encrypted tables need one).
+		cache, err := ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 64, MaxCost: 4 << 20, BufferItems: 64})
+		if err != nil {
+			return err
+		}
+		defer cache.Close()
 		for _, id := range ids {
-			if err := verifyTable(dir, id, mf.Tables[id], kr); err != nil {
+			name := tableName(id)
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", filepath.Join(dir, name), err)
+			}
+			stamp := tableStamp(fi)
+			whole := known == nil || known[name] != stamp
+			if err := verifyTable(dir, id, mf.Tables[id], kr, cache, whole); err != nil {
 				return err
+			}
+			if seen != nil {
+				seen[name] = stamp
 			}
 		}
 	}
 	slices.Sort(logs)
+	newestVlog := ""
 	for _, name := range logs {
+		if strings.HasSuffix(name, ".vlog") && vlogID(name) >= vlogID(newestVlog) {
+			newestVlog = name
+		}
+	}
+	for _, name := range logs {
+		if !allLogs && strings.HasSuffix(name, ".vlog") && name != newestVlog {
+			if err := verifyLogHeader(dir, name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := verifyLog(dir, name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// vlogID is the number of a value log file ("000012.vlog": 12; -1 for
+// "").
+func vlogID(name string) int64 {
+	id, err := strconv.ParseInt(strings.TrimSuffix(name, ".vlog"), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return id
+}
+
+// verifyLogHeader checks that a log file is at least its header long.
+func verifyLogHeader(dir, name string) error {
+	fi, err := os.Stat(filepath.Join(dir, name))
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", filepath.Join(dir, name), err)
+	}
+	if fi.Size() > 0 && fi.Size() < logHeaderSize {
+		return damaged(dir, name, "truncated to %d bytes (its header alone is %d)", fi.Size(), logHeaderSize)
 	}
 	return nil
 }
@@ -148,7 +252,7 @@ func readManifest(dir string) (badger.Manifest, error) {
 // verifyTable opens one table read-only with every block's checksum
 // verified. badger panics on some damage (a truncated footer, a garbled
 // index): here that panic is recovered and reported.
-func verifyTable(dir string, id uint64, tm badger.TableManifest, kr *badger.KeyRegistry) (err error) {
+func verifyTable(dir string, id uint64, tm badger.TableManifest, kr *badger.KeyRegistry, cache *ristretto.Cache[uint64, *fb.TableIndex], whole bool) (err error) {
 	name := tableName(id)
 	defer func() {
 		if r := recover(); r != nil {
@@ -166,20 +270,17 @@ func verifyTable(dir string, id uint64, tm badger.TableManifest, kr *badger.KeyR
 	def := badger.DefaultOptions(dir)
 	opts := table.Options{
 		ReadOnly:           true,
-		ChkMode:            options.OnTableRead,
+		ChkMode:            options.NoVerification,
 		BlockSize:          def.BlockSize,
 		BloomFalsePositive: def.BloomFalsePositive,
 		Compression:        tm.Compression,
 		DataKey:            dk,
 		TableSize:          uint64(baseTableSize),
 	}
+	if whole {
+		opts.ChkMode = options.OnTableRead // every block's checksum
+	}
 	if dk != nil {
-		cache, err := ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 64, MaxCost: 4 << 20, BufferItems: 64})
-		if err != nil {
-			mf.Close(-1)
-			return err
-		}
-		defer cache.Close()
 		opts.IndexCache = cache
 	}
 	t, err := table.OpenTable(mf, opts)

@@ -178,3 +178,36 @@ func TestVerifyFindsDamage(t *testing.T) {
 		}
 	})
 }
+
+// VerifyAtStart reads a table whole only once: afterwards only its index,
+// unless the file changed since (size or modification time), as an
+// overwrite does.
+func TestVerifyAtStartRereadsChangedTables(t *testing.T) {
+	key := newKey(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	verifyFixture(t, dir, key, 3000)
+	if err := VerifyAtStart(dir, key); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	if _, err := os.Stat(verifiedFile(dir)); err != nil {
+		t.Fatalf("no record of the verified tables: %v", err)
+	}
+	if err := VerifyAtStart(dir, key); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	name := firstFile(t, dir, ".sst")
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	if _, err := f.WriteAt([]byte(strings.Repeat("\xa5", 64)), fi.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	err = VerifyAtStart(dir, key)
+	var de *DamageError
+	if !errors.As(err, &de) || de.File != name {
+		t.Fatalf("after %s was overwritten: VerifyAtStart = %v, want it damaged", name, err)
+	}
+}
