@@ -835,8 +835,11 @@ func TestSecurityBodyLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Feed.Seq != before.Feed.Seq || after.Raft.AppliedIndex != before.Raft.AppliedIndex {
-		t.Errorf("refused bodies changed the store: seq %d -> %d, applied %d -> %d", before.Feed.Seq, after.Feed.Seq, before.Raft.AppliedIndex, after.Raft.AppliedIndex)
+	// Every write of an item, case or event is a change in the feed. (The
+	// applied index is no measure: a barrier raft commits after the last
+	// write, or a no-op, moves it without any write; seen in CI.)
+	if after.Feed.Seq != before.Feed.Seq {
+		t.Errorf("refused bodies changed the store: feed seq %d -> %d", before.Feed.Seq, after.Feed.Seq)
 	}
 	if _, err := n.Get("/v1/items/XC-L-0009", nil); err == nil {
 		t.Error("the oversized PUT wrote its item")
