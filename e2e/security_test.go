@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -755,34 +756,7 @@ func TestSecurityBodyLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rated, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{done, rated} {
-		for _, typ := range []string{"accepted", "completed"} {
-			if _, err := n.Post("/v1/cases/"+id+"/events", map[string]any{"type": typ, "actor": "clerk-07"}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := n.Post("/v1/cases/"+rated+"/evaluations", map[string]any{"level": "不满意", "channel": 4, "text": "太慢"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	var wos struct {
-		WorkOrders []struct {
-			ID     string           `json:"id"`
-			Events []map[string]any `json:"events"`
-		} `json:"workorders"`
-	}
-	if _, err := n.Get("/v1/workorders", &wos); err != nil || len(wos.WorkOrders) != 1 {
-		t.Fatalf("work orders: %+v %v", wos, err)
-	}
-	wo := wos.WorkOrders[0].ID
+	done, wo := completedCases(t, n)
 
 	routes := []struct {
 		method, path, body string
@@ -871,6 +845,41 @@ func TestSecurityBodyLimits(t *testing.T) {
 	}
 }
 
+// completedCases writes two cases on n and completes both; the second
+// gets a bad evaluation, which opens a work order. It returns the first
+// (completed, not evaluated) and the work order's id, the station's only
+// one.
+func completedCases(t *testing.T, n *harness.Node) (done, workOrder string) {
+	t.Helper()
+	done, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rated, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{done, rated} {
+		for _, typ := range []string{"accepted", "completed"} {
+			if _, err := n.Post("/v1/cases/"+id+"/events", map[string]any{"type": typ, "actor": "clerk-07"}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := n.Post("/v1/cases/"+rated+"/evaluations", map[string]any{"level": "不满意", "channel": 4, "text": "太慢"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var wos struct {
+		WorkOrders []struct {
+			ID string `json:"id"`
+		} `json:"workorders"`
+	}
+	if _, err := n.Get("/v1/workorders", &wos); err != nil || len(wos.WorkOrders) != 1 {
+		t.Fatalf("work orders: %+v %v", wos, err)
+	}
+	return done, wos.WorkOrders[0].ID
+}
+
 func apiErrorOf(b []byte) map[string]any {
 	var m struct {
 		Error map[string]any `json:"error"`
@@ -907,33 +916,7 @@ func TestSecurityCenterBodyLimits(t *testing.T) {
 	}
 	// A completed case without an evaluation (the center may evaluate it,
 	// from a call-back) and one with a bad evaluation, hence a work order.
-	done, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rated, _, err := n.CreateCase(harness.CaseRequest{ItemCode: itemCode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range []string{done, rated} {
-		for _, typ := range []string{"accepted", "completed"} {
-			if _, err := n.Post("/v1/cases/"+id+"/events", map[string]any{"type": typ, "actor": "clerk-07"}, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if _, err := n.Post("/v1/cases/"+rated+"/evaluations", map[string]any{"level": "不满意", "channel": 4, "text": "太慢"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	var wos struct {
-		WorkOrders []struct {
-			ID string `json:"id"`
-		} `json:"workorders"`
-	}
-	if _, err := n.Get("/v1/workorders", &wos); err != nil || len(wos.WorkOrders) != 1 {
-		t.Fatalf("work orders: %+v %v", wos, err)
-	}
-	wo := wos.WorkOrders[0].ID
+	done, wo := completedCases(t, n)
 
 	c.StartAll()
 	c.WaitLeader(leaderTimeout)
@@ -1008,19 +991,10 @@ func TestSecurityCenterBodyLimits(t *testing.T) {
 	for _, r := range routes {
 		body := padded(r.body, 64)
 		code, b, err := cn.Do(r.method, r.path, body)
-		if err != nil || !slicesContains(r.ok, code) {
+		if err != nil || !slices.Contains(r.ok, code) {
 			t.Errorf("control: center %s %s with %d bytes: %d %.300s %v", r.method, r.path, len(body), code, b, err)
 		}
 	}
-}
-
-func slicesContains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // TestSecurityLoopbackAPIRefusesWebPages: the token-less loopback API
