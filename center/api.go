@@ -242,20 +242,7 @@ func (c *Center) handlePutCatalogueItem(w http.ResponseWriter, r *http.Request) 
 	if !daemon.DecodeBody(w, r, &it, c.bodyLimit(0)) {
 		return
 	}
-	code := r.PathValue("code")
-	if it.Code == "" {
-		it.Code = code
-	}
-	if it.Code != code {
-		daemon.WriteDomainError(w, records.Invalid("code", "%q in the body differs from %q in the path", it.Code, code))
-		return
-	}
-	if it.Origin != "" && it.Origin != records.OriginDistrict {
-		daemon.WriteDomainError(w, records.Invalid("origin", "the center publishes district items only; local items belong to their station"))
-		return
-	}
-	it.Origin, it.Version = records.OriginDistrict, 1 // the store decides the version
-	if err := it.Validate(); err != nil {
+	if err := it.PrepareWrite(r.PathValue("code"), records.OriginDistrict); err != nil {
 		daemon.WriteDomainError(w, err)
 		return
 	}

@@ -118,21 +118,8 @@ func FuzzCatalogueItemBody(f *testing.F) {
 		if !decodeCenterBody(t, http.MethodPut, "/v1/catalogue/items/"+code, body, &it, 1<<20) {
 			return
 		}
-		// handlePutCatalogueItem's checks, in its order.
-		if it.Code == "" {
-			it.Code = code
-		}
-		var err error
-		switch {
-		case it.Code != code:
-			err = records.Invalid("code", "%q in the body differs from %q in the path", it.Code, code)
-		case it.Origin != "" && it.Origin != records.OriginDistrict:
-			err = records.Invalid("origin", "the center publishes district items only; local items belong to their station")
-		default:
-			it.Origin, it.Version = records.OriginDistrict, 1
-			err = it.Validate()
-		}
-		if err != nil {
+		// handlePutCatalogueItem's checks.
+		if err := it.PrepareWrite(code, records.OriginDistrict); err != nil {
 			checkRefusal(t, body, err)
 			return
 		}

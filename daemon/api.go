@@ -407,21 +407,7 @@ func (d *Daemon) handlePutItem(w http.ResponseWriter, r *http.Request) {
 	if !d.decodeBody(w, r, &it) {
 		return
 	}
-	code := r.PathValue("code")
-	if it.Code == "" {
-		it.Code = code
-	}
-	if it.Code != code {
-		writeDomainError(w, records.Invalid("code", "%q in the body differs from %q in the path", it.Code, code))
-		return
-	}
-	if it.Origin != "" && it.Origin != records.OriginLocal {
-		writeDomainError(w, records.Invalid("origin", "a station writes only its local items; district items come from the center"))
-		return
-	}
-	// The station decides origin and version.
-	it.Origin, it.Version = records.OriginLocal, 0
-	if err := it.Validate(); err != nil {
+	if err := it.PrepareWrite(r.PathValue("code"), records.OriginLocal); err != nil {
 		writeDomainError(w, err)
 		return
 	}

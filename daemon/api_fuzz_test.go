@@ -149,21 +149,8 @@ func FuzzPutItemBody(f *testing.F) {
 		if !decodeFuzzBody(t, d.decodeBody, http.MethodPut, "/v1/items/"+code, body, &it) {
 			return
 		}
-		// handlePutItem's checks, in its order.
-		if it.Code == "" {
-			it.Code = code
-		}
-		var err error
-		switch {
-		case it.Code != code:
-			err = records.Invalid("code", "%q in the body differs from %q in the path", it.Code, code)
-		case it.Origin != "" && it.Origin != records.OriginLocal:
-			err = records.Invalid("origin", "a station writes only its local items; district items come from the center")
-		default:
-			it.Origin, it.Version = records.OriginLocal, 0
-			err = it.Validate()
-		}
-		if err != nil {
+		// handlePutItem's checks.
+		if err := it.PrepareWrite(code, records.OriginLocal); err != nil {
 			checkDomainRefusal(t, body, err)
 			return
 		}

@@ -91,6 +91,33 @@ var knownTypes = map[string]string{
 // not a national one.
 func TypeName(code string) string { return knownTypes[code] }
 
+// PrepareWrite checks and completes an item written with PUT .../{code}:
+// an empty code in the body takes the path's, a different one is refused,
+// and the writer decides origin and version: a station writes only its
+// local items (version 0: the store counts), the center only district
+// items (version 1: the store decides the next). Then the item must
+// validate. Station and center handlers, and their fuzz targets, share
+// it.
+func (it *Item) PrepareWrite(code, origin string) error {
+	if it.Code == "" {
+		it.Code = code
+	}
+	if it.Code != code {
+		return Invalid("code", "%q in the body differs from %q in the path", it.Code, code)
+	}
+	if it.Origin != "" && it.Origin != origin {
+		if origin == OriginLocal {
+			return Invalid("origin", "a station writes only its local items; district items come from the center")
+		}
+		return Invalid("origin", "the center publishes district items only; local items belong to their station")
+	}
+	it.Origin, it.Version = origin, 0
+	if origin == OriginDistrict {
+		it.Version = 1
+	}
+	return it.Validate()
+}
+
 // Validate checks an item for storage. It names the first bad field.
 func (it *Item) Validate() error {
 	if strings.TrimSpace(it.Code) == "" {
