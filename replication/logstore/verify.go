@@ -53,7 +53,7 @@ func damaged(dir, file, format string, args ...any) *DamageError {
 // A record torn at the very end of a log (a power cut during a write that
 // was never acknowledged) is not damage: badger drops it, as it should. A
 // bad record followed by good ones is.
-func Verify(dir string, key []byte) error { return verify(dir, key, true, nil, nil) }
+func Verify(dir string, key []byte) error { return verify(dir, key, nil, nil) }
 
 // VerifyAtStart is Verify as a node runs it at every start: the same,
 // except that of the value logs only the newest, the one badger appends
@@ -71,7 +71,7 @@ func Verify(dir string, key []byte) error { return verify(dir, key, true, nil, n
 func VerifyAtStart(dir string, key []byte) error {
 	known := readVerified(dir)
 	seen := map[string]string{}
-	if err := verify(dir, key, false, known, seen); err != nil {
+	if err := verify(dir, key, known, seen); err != nil {
 		return err
 	}
 	writeVerified(dir, seen)
@@ -106,7 +106,11 @@ func writeVerified(dir string, m map[string]string) {
 	}
 }
 
-func verify(dir string, key []byte, allLogs bool, known, seen map[string]string) error {
+// verify checks dir; known == nil reads everything (Verify), else tables
+// whose stamp is in known have only their index read and older value logs
+// only their header (VerifyAtStart), and seen collects the stamps of the
+// tables checked.
+func verify(dir string, key []byte, known, seen map[string]string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -190,7 +194,7 @@ func verify(dir string, key []byte, allLogs bool, known, seen map[string]string)
 		}
 	}
 	for _, name := range logs {
-		if !allLogs && strings.HasSuffix(name, ".vlog") && name != newestVlog {
+		if known != nil && strings.HasSuffix(name, ".vlog") && name != newestVlog {
 			if err := verifyLogHeader(dir, name); err != nil {
 				return err
 			}
