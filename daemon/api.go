@@ -209,7 +209,13 @@ func DecodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64) bool
 	case errors.Is(err, io.EOF):
 		e.Error.Message = "request body is empty: a JSON object is required"
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		// encoding/json quotes the name with strconv.Quote: unquote it,
+		// so a field with a control character is named as sent.
+		q := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		f, uerr := strconv.Unquote(q)
+		if uerr != nil {
+			f = strings.Trim(q, `"`)
+		}
 		e.Error.Field = f
 		e.Error.Message = fmt.Sprintf("unknown field %q", f)
 	default:
