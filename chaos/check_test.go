@@ -47,6 +47,28 @@ func (c caseView) sig() string {
 	return b.String()
 }
 
+// dumpStuck logs the goroutine stacks of every PC whose raft is not
+// running (state shutdown) or whose API does not answer: where it is
+// stuck. Those PCs are ended by it (SIGQUIT).
+func (e *env) dumpStuck() {
+	for _, n := range e.st.Nodes() {
+		if !n.Running() {
+			continue
+		}
+		var s nodeStatus
+		_, err := n.Get("/v1/status", &s)
+		if err == nil && s.Raft.State != "shutdown" {
+			continue
+		}
+		stacks, derr := n.Goroutines()
+		if derr != nil {
+			e.t.Logf("%s (status %v, raft %q): no goroutine dump: %v", n.ID, err, s.Raft.State, derr)
+			continue
+		}
+		e.t.Logf("---- %s (status error %v, raft %q): goroutines ----\n%s", n.ID, err, s.Raft.State, stacks)
+	}
+}
+
 type nodeStatus struct {
 	Raft   harness.RaftStatus `json:"raft"`
 	Feed   harness.FeedStatus `json:"feed"`
@@ -92,6 +114,7 @@ func (e *env) converge() {
 				return
 			}
 			if time.Now().After(deadline) {
+				e.dumpStuck()
 				e.t.Fatalf("not converged %v after healing: %s: %s", convergeTimeout, what, why)
 			}
 			if time.Since(said) > 20*time.Second {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -331,7 +332,12 @@ func (s *Station) waitReady(i int) {
 		}
 		time.Sleep(pollEvery)
 	}
-	s.t.Fatalf("harness: %s: API %s did not answer within %v: %v\n%s", n.ID, n.URL, ReadyTimeout, lastErr, tail(n.LogPath, 20))
+	logTail := tail(n.LogPath, 20)
+	stacks, err := n.Goroutines() // where it is stuck
+	if err != nil {
+		stacks = "no goroutine dump: " + err.Error()
+	}
+	s.t.Fatalf("harness: %s: API %s did not answer within %v: %v\n%s\n---- %s goroutines ----\n%s", n.ID, n.URL, ReadyTimeout, lastErr, logTail, n.ID, stacks)
 }
 
 // Kill sends node i SIGKILL and waits until the process is gone.
@@ -597,4 +603,34 @@ func tail(path string, n int) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Goroutines ends the node's process with SIGQUIT, which makes the Go
+// runtime print every goroutine's stack before it exits, and returns what
+// the process printed from then on. For a node found stuck: the stacks
+// show where. The node is not running afterwards.
+func (n *Node) Goroutines() (string, error) {
+	p := n.process()
+	if p == nil || p.exited() {
+		return "", fmt.Errorf("%s is not running", n.ID)
+	}
+	st, err := os.Stat(n.LogPath)
+	if err != nil {
+		return "", err
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGQUIT); err != nil {
+		return "", err
+	}
+	select {
+	case <-p.done:
+	case <-time.After(KillTimeout):
+		n.kill()
+	}
+	f, err := os.Open(n.LogPath)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, st.Size(), 1<<26))
+	return string(b), err
 }
