@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
 	"github.com/stationsync/stationsync/pki"
@@ -176,7 +177,12 @@ func (c *sectionCluster) openNode(i int) error {
 		// ports are separate), so the raft server addresses stay the QUIC
 		// addresses the node forwards and probes at (replication.Config
 		// RaftTransport).
-		rt, err := raft.NewTCPTransport(addr, nil, 3, 5*time.Second, io.Discard)
+		// MaxRPCsInFlight 1 as the node's own transport (no pipelining,
+		// see replication.raftRPCsInFlight): only the wire differs.
+		rt, err := raft.NewTCPTransportWithConfig(addr, nil, &raft.NetworkTransportConfig{
+			MaxPool: 3, Timeout: 5 * time.Second, MaxRPCsInFlight: 1,
+			Logger: hclog.New(&hclog.LoggerOptions{Output: io.Discard}),
+		})
 		if err != nil {
 			return fmt.Errorf("raft TCP transport: %w", err)
 		}

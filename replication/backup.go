@@ -47,8 +47,9 @@ func (n *Node) Backup(w io.Writer) (BackupHeader, error) {
 		meta *raft.SnapshotMeta
 		rc   io.ReadCloser
 	)
-	f := n.r().Snapshot()
-	err := f.Error()
+	rr := n.run()
+	f := rr.Snapshot()
+	err := rr.wait(f)
 	switch {
 	case err == nil:
 		meta, rc, err = f.Open()

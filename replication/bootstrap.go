@@ -117,7 +117,8 @@ func (n *Node) formOnce(windowOver bool) bool {
 		n.logger.Info("joined cluster", "via", d.Via)
 		return true
 	case formationBootstrap:
-		if err := n.r().BootstrapCluster(raft.Configuration{Servers: d.Servers}).Error(); err != nil {
+		rr := n.run()
+		if err := rr.wait(rr.BootstrapCluster(raft.Configuration{Servers: d.Servers})); err != nil {
 			n.logger.Warn("bootstrap", "error", err)
 			return false
 		}

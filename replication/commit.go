@@ -205,10 +205,14 @@ func (n *Node) applyLeader(ops []byte) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := n.r().Apply(data, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
+	rr := n.run()
+	f := rr.Apply(data, n.cfg.ApplyTimeout)
+	if err := rr.wait(f); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return nil, fmt.Errorf("%w: leadership changed during the write (%v); retry with the same id", ErrNoLeader, err)
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return nil, fmt.Errorf("%w: raft stopped on this node during the write; retry with the same id", ErrNoLeader)
 		}
 		return nil, fmt.Errorf("raft apply: %w", err)
 	}
@@ -343,7 +347,8 @@ func (n *Node) kickCommit() {
 	go func() {
 		defer n.wg.Done()
 		for {
-			err := n.r().Barrier(n.cfg.ApplyTimeout).Error()
+			rr := n.run()
+			err := rr.wait(rr.Barrier(n.cfg.ApplyTimeout))
 			select {
 			case <-n.closing:
 				err = ErrClosed

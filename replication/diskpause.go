@@ -44,13 +44,13 @@ func (n *Node) PauseWrites() error {
 	}
 	n.paused.Store(true)
 	start := time.Now()
-	r := n.r()
-	if r.State() == raft.Leader {
-		if err := r.LeadershipTransfer().Error(); err != nil {
+	rr := n.run()
+	if rr.State() == raft.Leader {
+		if err := rr.wait(rr.LeadershipTransfer()); err != nil {
 			n.logger.Warn("pause writes: leadership transfer failed; shutting down as leader", "error", err)
 		}
 	}
-	if err := r.Shutdown().Error(); err != nil {
+	if err := n.stopLogging(rr, "pause writes"); err != nil {
 		return fmt.Errorf("pause writes: raft shutdown: %w", err)
 	}
 	n.logs.PauseGC(true)
@@ -92,3 +92,25 @@ func (n *Node) ResumeWrites() error {
 	n.logger.Info("writes resumed: raft restarted on this node", "applied_index", n.fsm.applied.Load())
 	return nil
 }
+
+// stopLogging stops a raft run, logging every stopWarnEvery while it has
+// not stopped: raft waits for its replication goroutines, and a stuck one
+// would otherwise leave the node silently half-stopped.
+func (n *Node) stopLogging(rr *raftRun, what string) error {
+	done := make(chan error, 1)
+	go func() { done <- rr.stop() }()
+	start := time.Now()
+	t := time.NewTicker(stopWarnEvery)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+			n.logger.Error(what+": raft has not stopped yet; still waiting", "waited", time.Since(start).Round(time.Second))
+		}
+	}
+}
+
+// stopWarnEvery: how often stopLogging says raft has not stopped yet.
+const stopWarnEvery = 10 * time.Second

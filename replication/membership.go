@@ -100,7 +100,8 @@ func (n *Node) removeMember(id string, force bool) error {
 	if target.Suffrage == raft.Voter && !force && !n.quorumSafeWithout(servers, target.ID) {
 		return fmt.Errorf("removing voter %s would leave fewer reachable voters than a quorum", id)
 	}
-	if err := n.r().RemoveServer(target.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+	rr := n.run()
+	if err := rr.wait(rr.RemoveServer(target.ID, 0, n.cfg.ApplyTimeout)); err != nil {
 		return fmt.Errorf("remove %s: %w", id, err)
 	}
 	n.logger.Info("member removed", "member", id)

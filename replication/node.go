@@ -138,7 +138,7 @@ type Node struct {
 	fsm       *fsm
 	snapshots raft.SnapshotStore
 	raftNet   raft.Transport
-	raftp     atomic.Pointer[raft.Raft] // replaced when writes resume after a pause (diskpause.go)
+	raftp     atomic.Pointer[raftRun] // replaced when writes resume after a pause (diskpause.go)
 	hl        hclog.Logger
 
 	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
@@ -267,19 +267,44 @@ func (n *Node) Open() (err error) {
 	return nil
 }
 
+// raftRPCsInFlight turns raft's pipelined replication off (below 2 the
+// network transport refuses to pipeline, and raft replicates with one
+// AppendEntries at a time per follower, each carrying up to
+// MaxAppendEntries entries). hashicorp/raft v1.8's pipeline can deadlock:
+// when a follower answers with a newer term or a refusal, pipelineDecode
+// returns and nobody reads the pipeline's answers any more; the
+// transport's decoder then blocks handing one over, the next send blocks
+// handing its request to the decoder, and the follower's replication
+// goroutine never returns. That follower gets heartbeats but no entries
+// while this node leads, and raft's Shutdown waits for that goroutine for
+// ever: the chaos run found a PC stuck in PauseWrites so (it had just
+// read "peer has newer term, stopping replication"). grafana/pyroscope
+// met the same (their PR 5518) and turned pipelining off too.
+const raftRPCsInFlight = 1
+
 // newRaftNet is raft's transport over the node's QUIC transport. Raft
 // closes it when it shuts down (and the QUIC raft layer with it).
 func (n *Node) newRaftNet() raft.Transport {
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  n.tr.RaftLayer(),
-		MaxPool: 3,
-		Timeout: 5 * time.Second,
-		Logger:  n.hl,
+		Stream:          n.tr.RaftLayer(),
+		MaxPool:         3,
+		Timeout:         5 * time.Second,
+		Logger:          n.hl,
+		MaxRPCsInFlight: raftRPCsInFlight,
 	})
 }
 
 // r is the node's raft instance (nil before Open).
-func (n *Node) r() *raft.Raft { return n.raftp.Load() }
+func (n *Node) r() *raft.Raft {
+	if rr := n.raftp.Load(); rr != nil {
+		return rr.Raft
+	}
+	return nil
+}
+
+// run is the node's current raft run (raftrun.go): wait on its futures
+// with its wait.
+func (n *Node) run() *raftRun { return n.raftp.Load() }
 
 // startRaft starts a raft instance on the node's stores, FSM and
 // transport: at Open, and again when writes resume after a pause.
@@ -311,7 +336,7 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.raftp.Store(r)
+	n.raftp.Store(newRaftRun(r))
 	return nil
 }
 
@@ -323,8 +348,8 @@ func (n *Node) Close() error {
 		n.cancel()
 		n.wg.Wait()
 		var errs []error
-		if n.r() != nil {
-			if err := n.r().Shutdown().Error(); err != nil {
+		if rr := n.run(); rr != nil {
+			if err := n.stopLogging(rr, "close"); err != nil {
 				errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 			}
 		}
@@ -537,7 +562,10 @@ func stateName(s raft.RaftState) string {
 func (n *Node) IsLeader() bool { return n.r() != nil && n.r().State() == raft.Leader }
 
 // Snapshot forces a raft snapshot (and log truncation past TrailingLogs).
-func (n *Node) Snapshot() error { return n.r().Snapshot().Error() }
+func (n *Node) Snapshot() error {
+	rr := n.run()
+	return rr.wait(rr.Snapshot())
+}
 
 // WaitLeader waits until some node is known as leader.
 func (n *Node) WaitLeader(ctx context.Context) (string, error) {
@@ -594,7 +622,8 @@ func (n *Node) applyInit() {
 	if err != nil {
 		return
 	}
-	if err := n.r().Apply(data, n.cfg.ApplyTimeout).Error(); err != nil {
+	rr := n.run()
+	if err := rr.wait(rr.Apply(data, n.cfg.ApplyTimeout)); err != nil {
 		n.logger.Warn("name the cluster", "error", err)
 	}
 }
@@ -667,7 +696,8 @@ func (n *Node) addMember(id, address string) error {
 	if id == "" || address == "" {
 		return errors.New("join: node id and address are required")
 	}
-	f := n.r().GetConfiguration()
+	rr := n.run()
+	f := rr.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
@@ -680,10 +710,10 @@ func (n *Node) addMember(id, address string) error {
 			return nil // already a member
 		}
 		n.logger.Info("member moved: re-adding at its new address", "member", id, "old", s.Address, "new", address)
-		if err := n.r().RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		if err := rr.wait(rr.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout)); err != nil {
 			return fmt.Errorf("remove %s before re-adding: %w", id, err)
 		}
-		if f = n.r().GetConfiguration(); f.Error() != nil {
+		if f = rr.GetConfiguration(); f.Error() != nil {
 			return f.Error()
 		}
 		servers = f.Configuration().Servers
@@ -692,7 +722,7 @@ func (n *Node) addMember(id, address string) error {
 	for _, p := range plan.Promote {
 		for _, s := range servers {
 			if s.ID == p {
-				if err := n.r().AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout).Error(); err != nil {
+				if err := rr.wait(rr.AddVoter(s.ID, s.Address, 0, n.cfg.ApplyTimeout)); err != nil {
 					return fmt.Errorf("promote %s to voter: %w", p, err)
 				}
 				n.logger.Info("member promoted to voter", "member", p)
@@ -701,11 +731,11 @@ func (n *Node) addMember(id, address string) error {
 	}
 	var fut raft.IndexFuture
 	if plan.Suffrage == raft.Voter {
-		fut = n.r().AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+		fut = rr.AddVoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
 	} else {
-		fut = n.r().AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
+		fut = rr.AddNonvoter(raft.ServerID(id), raft.ServerAddress(address), 0, n.cfg.ApplyTimeout)
 	}
-	if err := fut.Error(); err != nil {
+	if err := rr.wait(fut); err != nil {
 		return fmt.Errorf("add %s at %s: %w", id, address, err)
 	}
 	n.logger.Info("member added", "member", id, "address", address, "voter", plan.Suffrage == raft.Voter)
