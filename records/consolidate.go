@@ -128,15 +128,16 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		return cur, nil, nil // taken before
 	}
 	ss := stationState(st, pg.Station)
-	if err := checkPulled(ss, pg, cur.Seq); err != nil {
+	decoded, err := checkPulled(ss, pg, cur.Seq)
+	if err != nil {
 		return nil, nil, err
 	}
 	var changes []Change
-	for _, ch := range pg.Changes {
+	for i, ch := range pg.Changes {
 		if ch.Seq <= cur.Seq {
 			continue
 		}
-		if err := mergeChange(ss, ch.Change); err != nil {
+		if err := mergeDecoded(ss, ch.Change, decoded[i]); err != nil {
 			return nil, nil, fmt.Errorf("station %s change %d (%s %s): %w", pg.Station, ch.Seq, ch.Kind, ch.Key, err)
 		}
 		changes = append(changes, Change{Kind: ch.Kind, Key: pg.Station + "/" + ch.Key, Data: ch.Data})
@@ -155,70 +156,83 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 // evaluation or work-order step whose case or work order neither the
 // store nor the page before it holds. A merge failing half-way is not a
 // domain error: it would stop the center's state machine on every node,
-// and again after every restart.
-func checkPulled(ss State, pg PulledPage, after uint64) error {
+// and again after every restart. It returns each change decoded (by
+// index in the page; nil for kinds stored as they are), for the merge.
+func checkPulled(ss State, pg PulledPage, after uint64) ([]any, error) {
+	decoded := make([]any, len(pg.Changes))
 	cases, orders := map[string]bool{}, map[string]bool{}
-	for _, ch := range pg.Changes {
+	for i, ch := range pg.Changes {
 		if ch.Seq <= after {
 			continue
 		}
 		refuse := func(what string) error {
 			return Invalid("changes", "station %s change %d (%s %q): %s", pg.Station, ch.Seq, ch.Kind, ch.Key, what)
 		}
-		var v any
-		switch ch.Kind {
-		case "item", "conflict", "settings": // stored as they are
-			continue
-		case "case":
-			v = &Case{}
-		case "event":
-			v = &Event{}
-		case "evaluation":
-			v = &Evaluation{}
-		case "workorder":
-			v = &WorkOrder{}
-		case "workorder_event":
-			v = &WorkOrderEvent{}
-		default:
-			return refuse("unknown change kind")
+		v, err := decodeChange(ch.Change)
+		if err != nil {
+			return nil, refuse(err.Error())
 		}
-		if err := json.Unmarshal(ch.Data, v); err != nil {
-			return refuse("data does not decode: " + err.Error())
-		}
-		switch ch.Kind {
-		case "case":
-			id := v.(*Case).ID
-			if !validRecordID(id) {
-				return refuse(fmt.Sprintf("case id %q is not a record id", id))
+		decoded[i] = v
+		switch v := v.(type) {
+		case *Case:
+			if !validRecordID(v.ID) {
+				return nil, refuse(fmt.Sprintf("case id %q is not a record id", v.ID))
 			}
-			cases[id] = true
-		case "workorder":
-			orders[v.(*WorkOrder).ID] = true
-		case "event", "evaluation":
+			cases[v.ID] = true
+		case *WorkOrder:
+			orders[v.ID] = true
+		case *Event, *Evaluation:
 			if !cases[ch.Key] {
 				h, err := loadHead(ss, ch.Key)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				if h == nil {
-					return refuse("its case is not known before it")
+					return nil, refuse("its case is not known before it")
 				}
 				cases[ch.Key] = true
 			}
-		case "workorder_event":
+		case *WorkOrderEvent:
 			if !orders[ch.Key] {
 				var w *WorkOrder
 				if err := getJSON(ss, prefixWorkOrder+ch.Key, &w); err != nil {
-					return err
+					return nil, err
 				}
 				if w == nil {
-					return refuse("its work order is not known before it")
+					return nil, refuse("its work order is not known before it")
 				}
 				orders[ch.Key] = true
 			}
 		}
 	}
-	return nil
+	return decoded, nil
+}
+
+// decodeChange decodes a station change's record: *Case, *Event,
+// *Evaluation, *WorkOrder or *WorkOrderEvent; nil for the kinds stored
+// as they are (item, conflict, settings).
+func decodeChange(ch Change) (any, error) {
+	var v any
+	switch ch.Kind {
+	case "item", "conflict", "settings":
+		return nil, nil
+	case "case":
+		v = &Case{}
+	case "event":
+		v = &Event{}
+	case "evaluation":
+		v = &Evaluation{}
+	case "workorder":
+		v = &WorkOrder{}
+	case "workorder_event":
+		v = &WorkOrderEvent{}
+	default:
+		return nil, fmt.Errorf("unknown change kind %q", ch.Kind)
+	}
+	if err := json.Unmarshal(ch.Data, v); err != nil {
+		return nil, fmt.Errorf("data does not decode: %w", err)
+	}
+	return v, nil
 }
 
 // SplitCenterKey splits the key of a change in the center's own feed
@@ -249,36 +263,34 @@ func rereadStation(st State, station string) (any, []Change, error) {
 // Every kind is idempotent: records are keyed by id and events merged by
 // id, so a change seen twice changes nothing.
 func mergeChange(st State, ch Change) error {
-	switch ch.Kind {
-	case "item":
-		return st.Set(prefixItem+ch.Key, ch.Data)
-	case "conflict":
-		return st.Set(prefixConflict+ch.Key, ch.Data)
-	case "settings":
-		return st.Set(keySettings, ch.Data)
-	case "case":
-		var c Case
-		if err := json.Unmarshal(ch.Data, &c); err != nil {
-			return err
+	v, err := decodeChange(ch)
+	if err != nil {
+		return err
+	}
+	return mergeDecoded(st, ch, v)
+}
+
+// mergeDecoded is mergeChange with the change's record decoded already
+// (decodeChange).
+func mergeDecoded(st State, ch Change, v any) error {
+	switch v := v.(type) {
+	case nil:
+		switch ch.Kind {
+		case "item":
+			return st.Set(prefixItem+ch.Key, ch.Data)
+		case "conflict":
+			return st.Set(prefixConflict+ch.Key, ch.Data)
+		case "settings":
+			return st.Set(keySettings, ch.Data)
 		}
-		return mergeCase(st, c.ID, &c, nil, nil)
-	case "event":
-		var ev Event
-		if err := json.Unmarshal(ch.Data, &ev); err != nil {
-			return err
-		}
-		return mergeCase(st, ch.Key, nil, []Event{ev}, nil)
-	case "evaluation":
-		var e Evaluation
-		if err := json.Unmarshal(ch.Data, &e); err != nil {
-			return err
-		}
-		return mergeCase(st, ch.Key, nil, nil, []Evaluation{e})
-	case "workorder":
-		var w WorkOrder
-		if err := json.Unmarshal(ch.Data, &w); err != nil {
-			return err
-		}
+	case *Case:
+		return mergeCase(st, v.ID, v, nil, nil)
+	case *Event:
+		return mergeCase(st, ch.Key, nil, []Event{*v}, nil)
+	case *Evaluation:
+		return mergeCase(st, ch.Key, nil, nil, []Evaluation{*v})
+	case *WorkOrder:
+		w := *v
 		var old *WorkOrder
 		if err := getJSON(st, prefixWorkOrder+w.ID, &old); err != nil {
 			return err
@@ -293,11 +305,7 @@ func mergeChange(st State, ch Change) error {
 		w.Fold()
 		_, err := setJSON(st, prefixWorkOrder+w.ID, w)
 		return err
-	case "workorder_event":
-		var ev WorkOrderEvent
-		if err := json.Unmarshal(ch.Data, &ev); err != nil {
-			return err
-		}
+	case *WorkOrderEvent:
 		var w *WorkOrder
 		if err := getJSON(st, prefixWorkOrder+ch.Key, &w); err != nil {
 			return err
@@ -305,15 +313,14 @@ func mergeChange(st State, ch Change) error {
 		if w == nil {
 			return fmt.Errorf("work order %s not known before its event", ch.Key)
 		}
-		if !hasWorkOrderEvent(*w, ev.ID) {
-			w.Events = append(w.Events, ev)
+		if !hasWorkOrderEvent(*w, v.ID) {
+			w.Events = append(w.Events, *v)
 		}
 		w.Fold()
 		_, err := setJSON(st, prefixWorkOrder+w.ID, w)
 		return err
-	default:
-		return fmt.Errorf("unknown change kind %q", ch.Kind)
 	}
+	return fmt.Errorf("unknown change kind %q", ch.Kind)
 }
 
 // mergeCase merges a station's case record into the center's copy: a
