@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,4 +65,48 @@ func TestRaftTransportDoesNotPipeline(t *testing.T) {
 		}
 		t.Fatalf("AppendEntriesPipeline: %v, want ErrPipelineReplicationNotSupported", err)
 	}
+}
+
+// TestSnapshotSoonAfterRestart: a node whose log holds SnapshotThreshold
+// entries after its last snapshot takes one soon after it starts, even
+// though raft's own check (every SnapshotInterval of a run) has not come:
+// a PC restarted more often than that would otherwise never snapshot,
+// and every start would read its whole log.
+func TestSnapshotSoonAfterRestart(t *testing.T) {
+	old := snapshotAfterStart
+	snapshotAfterStart = 200 * time.Millisecond
+	defer func() { snapshotAfterStart = old }()
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotInterval = time.Hour // raft's own check never comes in this test
+		cfg.SnapshotThreshold = 64
+	})
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	victim := c.follower(leader)
+	// Before the threshold is reached: the check after start finds
+	// nothing to do, and no snapshot is taken.
+	for i := 0; i < 10; i++ {
+		if err := createCase(c.nodes[leader].n, ctx(t), fmt.Sprintf("case-a%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.stop(victim)
+	c.start(victim)
+	time.Sleep(snapshotAfterStart + 2*time.Second)
+	if metas, _ := c.nodes[victim].n.snapshots.List(); len(metas) != 0 {
+		t.Fatalf("a snapshot was taken below the threshold, at %d", metas[0].Index)
+	}
+	for i := 0; i < 80; i++ {
+		if err := createCase(c.nodes[leader].n, ctx(t), fmt.Sprintf("case-b%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the victim has every case", func() bool { return hasCase(c.nodes[victim].n, "case-b079") })
+	last := c.nodes[victim].n.r().LastIndex()
+	c.stop(victim)
+	c.start(victim)
+	eventually(t, "a snapshot after the restart", func() bool {
+		metas, err := c.nodes[victim].n.snapshots.List()
+		return err == nil && len(metas) > 0 && metas[0].Index >= last-2
+	})
 }
