@@ -305,14 +305,14 @@ const (
 )
 
 // runOutbox delivers the outbox in order whenever a leader is known:
-// woken by a new entry, and every 200 ms otherwise; after a failure it
-// backs off up to 1 s (a station that just elected a new leader gets its
-// PCs' queued writes within about a second).
+// woken by a new entry, and every 200 ms while it holds any; after a
+// failure it backs off up to 1 s (a station that just elected a new
+// leader gets its PCs' queued writes within about a second). An empty
+// outbox sleeps until a write is queued: an idle node's every wakeup
+// costs CPU (BENCHMARKS.md, idle).
 func (n *Node) runOutbox() {
 	defer n.wg.Done()
 	backoff := time.Duration(0)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
 	lastErr := ""
 	for {
 		if backoff > 0 {
@@ -322,11 +322,15 @@ func (n *Node) runOutbox() {
 			case <-time.After(backoff):
 			}
 		}
+		var retry <-chan time.Time
+		if count, _ := n.outbox.stats(); count > 0 {
+			retry = time.After(200 * time.Millisecond)
+		}
 		select {
 		case <-n.closing:
 			return
 		case <-n.outbox.kick:
-		case <-tick.C:
+		case <-retry:
 		}
 		for {
 			if count, _ := n.outbox.stats(); count == 0 || n.paused.Load() {
