@@ -345,7 +345,9 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 
 // snapshotAfterStart: how long after raft starts (Open, ResumeWrites)
 // the node checks whether its log needs a snapshot (snapshotIfBehind).
-var snapshotAfterStart = 10 * time.Second
+// Not at once: a PC that was off catches up first (a snapshot writes the
+// whole state, and would compete with it).
+var snapshotAfterStart = 30 * time.Second
 
 // snapshotIfBehind takes a snapshot when the log holds SnapshotThreshold
 // entries or more after the last one. Raft checks that only every
