@@ -3,6 +3,7 @@ package records
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -132,16 +133,58 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var changes []Change
+	// A case's changes in the page (the case, its events, evaluations)
+	// are merged together: one read and one write of its head, and one
+	// look at its stored events, instead of one per change. Merging is
+	// by id and the fold by time, so the result is the same; the other
+	// kinds do not touch cases.
+	var (
+		changes []Change
+		groups  = map[string]*caseMerge{}
+		order   []*caseMerge
+	)
+	group := func(id string) *caseMerge {
+		g := groups[id]
+		if g == nil {
+			g = &caseMerge{id: id}
+			groups[id] = g
+			order = append(order, g)
+		}
+		return g
+	}
 	for i, ch := range pg.Changes {
 		if ch.Seq <= cur.Seq {
 			continue
 		}
-		if err := mergeDecoded(ss, ch.Change, decoded[i]); err != nil {
+		var err error
+		switch v := decoded[i].(type) {
+		case *Case:
+			g := group(v.ID)
+			if g.fresh == nil {
+				g.fresh = v
+			} else { // known by now: only its events and evaluations merge
+				g.evs = append(g.evs, v.Events...)
+				g.evals = append(g.evals, v.Evaluations...)
+			}
+		case *Event:
+			g := group(ch.Key)
+			g.evs = append(g.evs, *v)
+		case *Evaluation:
+			g := group(ch.Key)
+			g.evals = append(g.evals, *v)
+		default:
+			err = mergeDecoded(ss, ch.Change, decoded[i])
+		}
+		if err != nil {
 			return nil, nil, fmt.Errorf("station %s change %d (%s %s): %w", pg.Station, ch.Seq, ch.Kind, ch.Key, err)
 		}
 		changes = append(changes, Change{Kind: ch.Kind, Key: pg.Station + "/" + ch.Key, Data: ch.Data})
 		cur.Seq = ch.Seq
+	}
+	for _, g := range order {
+		if err := mergeCase(ss, g.id, g.fresh, g.evs, g.evals); err != nil {
+			return nil, nil, fmt.Errorf("station %s case %s: %w", pg.Station, g.id, err)
+		}
 	}
 	cur.Head = max(pg.Head, cur.Seq)
 	if _, err := setJSON(st, prefixCursor+pg.Station, cur); err != nil {
@@ -323,11 +366,19 @@ func mergeDecoded(st State, ch Change, v any) error {
 	return fmt.Errorf("unknown change kind %q", ch.Kind)
 }
 
+// caseMerge gathers one case's changes of a pulled page.
+type caseMerge struct {
+	id    string
+	fresh *Case // the case change, if the page has one
+	evs   []Event
+	evals []Evaluation
+}
+
 // mergeCase merges a station's case record into the center's copy: a
 // new case is stored from fresh, a known one gains the events and
-// evaluations it lacks (by id). fresh is nil for an event or evaluation
-// change (evs, evals), which needs its case known before it (the feed
-// never does otherwise).
+// evaluations it lacks (by id), fresh's and evs and evals. fresh is nil
+// for event or evaluation changes alone, which need their case known
+// before them (the feed never does otherwise).
 func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation) error {
 	h, err := loadHead(st, id)
 	if err != nil {
@@ -341,8 +392,8 @@ func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation
 		h.Events, h.Evaluations, h.State, h.Case.accepted = nil, nil, "", false
 	}
 	if fresh != nil {
-		evs = fresh.Events
-		evals = fresh.Evaluations
+		evs = slices.Concat(fresh.Events, evs)
+		evals = slices.Concat(fresh.Evaluations, evals)
 	}
 	for _, e := range evals {
 		if !hasEvaluation(h.Case, e.ID) {

@@ -148,3 +148,61 @@ func TestPublishItemVersions(t *testing.T) {
 		t.Fatalf("newer than current = %+v", newer)
 	}
 }
+
+// TestConsolidationPageSizeDoesNotMatter: a page's changes of one case
+// are merged together (consolidate groups them); the center must hold
+// the same records whatever the pages' sizes, one change per page being
+// the change-by-change merge.
+func TestConsolidationPageSizeDoesNotMatter(t *testing.T) {
+	st, clock := testStation(t)
+	f := &stationFeed{st: st}
+	ids := []string{"c-1", "c-2", "c-3", "c-4"}
+	for _, id := range ids {
+		c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+		PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+		f.apply(t, Op{Kind: OpCreateCase, Case: &c})
+	}
+	// Interleaved lifecycles, so a page holds several cases' events.
+	for _, typ := range []string{EventAccepted, EventPaused, EventResumed, EventPaused, EventResumed, EventCompleted} {
+		for _, id := range ids[:3] {
+			ev := Event{Type: typ, Actor: "clerk"}
+			PrepareEvent(&ev, id, "pc-1", clock.Now())
+			f.apply(t, Op{Kind: OpAppendEvent, Event: &ev})
+		}
+	}
+	e := Evaluation{Level: "不满意", Channel: 4, Attempt: 1}
+	PrepareEvaluation(&e, "c-2", "pc-1", clock.Now(), 15)
+	f.apply(t, Op{Kind: OpEvaluate, Evaluation: &e})
+
+	cases := func(center memState) []Case {
+		var out []Case
+		for _, id := range ids {
+			c, err := GetCase(StationReader(center, "XC-IP-01"), id)
+			if err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	one := memState{}
+	pull(t, one, "XC-IP-01", "cluster-a", f, 1)
+	want := cases(one)
+	for i, c := range want {
+		if s, _ := GetCase(st, ids[i]); !reflect.DeepEqual(c, s) {
+			t.Fatalf("one change per page: center %+v, station %+v", c, s)
+		}
+	}
+	for _, n := range []int{2, 5, 7, len(f.changes)} {
+		center := memState{}
+		pull(t, center, "XC-IP-01", "cluster-a", f, n)
+		if got := cases(center); !reflect.DeepEqual(got, want) {
+			t.Fatalf("pages of %d: center holds\n%+v\nwant\n%+v", n, got, want)
+		}
+		// Read again from the start (a rebuilt station): nothing doubles.
+		pull(t, center, "XC-IP-01", "cluster-b", f, n)
+		if got := cases(center); !reflect.DeepEqual(got, want) {
+			t.Fatalf("pages of %d, read twice: center holds\n%+v\nwant\n%+v", n, got, want)
+		}
+	}
+}
