@@ -23,6 +23,29 @@ func (f *stationFeed) apply(t *testing.T, op Op) {
 	}
 }
 
+// create, event and evaluate write a case, an event of it and a bad
+// evaluation of it at the station.
+func (f *stationFeed) create(t *testing.T, clock *Clock, id string) {
+	t.Helper()
+	c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+	PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+	f.apply(t, Op{Kind: OpCreateCase, Case: &c})
+}
+
+func (f *stationFeed) event(t *testing.T, clock *Clock, id, typ string) {
+	t.Helper()
+	ev := Event{Type: typ, Actor: "clerk"}
+	PrepareEvent(&ev, id, "pc-1", clock.Now())
+	f.apply(t, Op{Kind: OpAppendEvent, Event: &ev})
+}
+
+func (f *stationFeed) evaluate(t *testing.T, clock *Clock, id string) {
+	t.Helper()
+	e := Evaluation{Level: "不满意", Channel: 4, Attempt: 1}
+	PrepareEvaluation(&e, id, "pc-1", clock.Now(), 15)
+	f.apply(t, Op{Kind: OpEvaluate, Evaluation: &e})
+}
+
 // pull consolidates the feed into center from the center's cursor, in
 // pages of n, and returns how many ops were applied.
 func pull(t *testing.T, center memState, station, cluster string, f *stationFeed, n int) {
@@ -53,18 +76,12 @@ func TestConsolidationIsExactlyOnce(t *testing.T) {
 	st, clock := testStation(t)
 	f := &stationFeed{st: st}
 	for _, id := range []string{"c-1", "c-2", "c-3"} {
-		c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
-		PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
-		f.apply(t, Op{Kind: OpCreateCase, Case: &c})
+		f.create(t, clock, id)
 	}
 	for _, id := range []string{"c-1", "c-2"} {
-		ev := Event{Type: EventAccepted, Actor: "clerk"}
-		PrepareEvent(&ev, id, "pc-1", clock.Now())
-		f.apply(t, Op{Kind: OpAppendEvent, Event: &ev})
+		f.event(t, clock, id, EventAccepted)
 	}
-	e := Evaluation{Level: "不满意", Channel: 4, Attempt: 1}
-	PrepareEvaluation(&e, "c-3", "pc-1", clock.Now(), 15)
-	f.apply(t, Op{Kind: OpEvaluate, Evaluation: &e})
+	f.evaluate(t, clock, "c-3")
 	wev := WorkOrderEvent{Type: WorkOrderVerifying, Actor: "chief"}
 	PrepareWorkOrderEvent(&wev, "pc-1", clock.Now())
 	f.apply(t, Op{Kind: OpWorkOrderEvent, WorkOrderID: "WO-c-3", WorkOrderEvent: &wev})
@@ -158,21 +175,15 @@ func TestConsolidationPageSizeDoesNotMatter(t *testing.T) {
 	f := &stationFeed{st: st}
 	ids := []string{"c-1", "c-2", "c-3", "c-4"}
 	for _, id := range ids {
-		c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
-		PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
-		f.apply(t, Op{Kind: OpCreateCase, Case: &c})
+		f.create(t, clock, id)
 	}
 	// Interleaved lifecycles, so a page holds several cases' events.
 	for _, typ := range []string{EventAccepted, EventPaused, EventResumed, EventPaused, EventResumed, EventCompleted} {
 		for _, id := range ids[:3] {
-			ev := Event{Type: typ, Actor: "clerk"}
-			PrepareEvent(&ev, id, "pc-1", clock.Now())
-			f.apply(t, Op{Kind: OpAppendEvent, Event: &ev})
+			f.event(t, clock, id, typ)
 		}
 	}
-	e := Evaluation{Level: "不满意", Channel: 4, Attempt: 1}
-	PrepareEvaluation(&e, "c-2", "pc-1", clock.Now(), 15)
-	f.apply(t, Op{Kind: OpEvaluate, Evaluation: &e})
+	f.evaluate(t, clock, "c-2")
 
 	cases := func(center memState) []Case {
 		var out []Case
