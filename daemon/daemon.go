@@ -17,12 +17,15 @@ import (
 	"time"
 	_ "time/tzdata" // station PCs (Windows) may have no zoneinfo
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/stationsync/stationsync/configs/holidays"
 	"github.com/stationsync/stationsync/discovery"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/records/calendar"
 	"github.com/stationsync/stationsync/replication"
+	"github.com/stationsync/stationsync/replication/logstore"
 	"github.com/stationsync/stationsync/replication/sealed"
 	"github.com/stationsync/stationsync/replication/transport"
 )
@@ -194,7 +197,7 @@ func (d *Daemon) Open() (err error) {
 		SnapshotThreshold:      r.SnapshotThreshold,
 		TrailingLogs:           r.TrailingLogs,
 		EncryptionKey:          key,
-		StateIndexCache:        d.stateIndexCache(),
+		StateOptions:           d.stateOptions(),
 		Logger:                 d.logger,
 	}, d.tr)
 	if d.isCenter() {
@@ -359,13 +362,14 @@ func (d *Daemon) APIURL() string {
 // Node returns the replication node (for tests and the demo).
 func (d *Daemon) Node() *replication.Node { return d.node }
 
-// stateIndexCache is the state store's index cache: the center's store
-// holds every station's records, and a read that misses the cache decrypts
-// a whole table index (the center benchmark spent 13 % of its CPU there
-// with a station PC's 2 MiB).
-func (d *Daemon) stateIndexCache() int64 {
+// stateOptions sizes the state store: the center's holds every
+// station's records (logstore.ForDistrict; a read missing its index
+// cache decrypts a whole table index, and with a station PC's 2 MiB the
+// center benchmark spent 13 % of its CPU there); a station PC's keeps
+// logstore's defaults.
+func (d *Daemon) stateOptions() func(badger.Options) badger.Options {
 	if d.isCenter() {
-		return 64 << 20
+		return logstore.ForDistrict
 	}
-	return 0
+	return nil
 }

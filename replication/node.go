@@ -87,11 +87,10 @@ type Config struct {
 	// refuses any other. Forwarding, feeds and probes stay on QUIC. The
 	// node closes it in Close.
 	RaftTransport raft.Transport
-	// StateIndexCache bounds the memory of the state store's table indexes
-	// (bytes; 0: logstore's 2 MiB, for a station PC). A read missing it
-	// decrypts a whole table index, so a store holding a district (the
-	// center) needs more.
-	StateIndexCache int64
+	// StateOptions adjusts the state store's badger options (nil: the
+	// sizes of logstore.Options, for a station PC). The center's store
+	// holds a district: logstore.ForDistrict.
+	StateOptions func(badger.Options) badger.Options
 
 	Logger *slog.Logger
 }
@@ -225,8 +224,8 @@ func (n *Node) Open() (err error) {
 	// below).
 	stateDir := filepath.Join(n.cfg.DataDir, "state")
 	stateOpts := logstore.Options(stateDir, false, n.logger)
-	if n.cfg.StateIndexCache > 0 {
-		stateOpts = stateOpts.WithIndexCacheSize(n.cfg.StateIndexCache)
+	if n.cfg.StateOptions != nil {
+		stateOpts = n.cfg.StateOptions(stateOpts)
 	}
 	n.stateDB, err = badger.Open(logstore.WithKey(stateOpts, key))
 	if err != nil {

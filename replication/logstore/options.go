@@ -72,6 +72,24 @@ func Options(dir string, sync bool, logger *slog.Logger) badger.Options {
 		WithMetricsEnabled(false)
 }
 
+// ForDistrict resizes Options for the district center's state store,
+// which holds every station's records and takes them in bulk: 32 MiB
+// memtables, 4 MiB base tables, a 64 MiB base level, L0 compacted from
+// 4 tables, 32 MiB block and 64 MiB index caches. With a station PC's
+// sizes the center benchmark spent 43 % of its CPU compacting and wrote
+// 5.2 GiB to store 173 MiB of records; bigger tables and levels compact
+// less often. About 200 MiB more memory, on a server.
+func ForDistrict(o badger.Options) badger.Options {
+	return o.
+		WithMemTableSize(32 << 20).
+		WithBaseTableSize(4 << 20).
+		WithBaseLevelSize(64 << 20).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(32 << 20).
+		WithIndexCacheSize(64 << 20)
+}
+
 // badgerLogger adapts a *slog.Logger to badger.Logger. Only warnings and
 // errors are forwarded; badger's info and debug output is chatty and not
 // useful on an unattended node.
