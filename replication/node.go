@@ -143,8 +143,9 @@ type Node struct {
 	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
 	paused  atomic.Bool // writes paused (diskpause.go)
 
-	snapCheck atomic.Int64 // unix ns after which runMonitor calls snapshotIfBehind once; 0: done
-	kick      kicker       // tells followers a forwarded write committed (commit.go)
+	snapCheck atomic.Int64  // unix ns after which runMonitor calls snapshotIfBehind once; 0: done
+	startLast atomic.Uint64 // the raft run's last log index when it started
+	kick      kicker        // tells followers a forwarded write committed (commit.go)
 
 	submitC chan *request
 	ready   chan struct{} // closed once raft runs: RPCs wait for it
@@ -338,6 +339,7 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raftp.Store(newRaftRun(r))
+	n.startLast.Store(r.LastIndex())
 	n.snapCheck.Store(time.Now().Add(snapshotAfterStart).UnixNano())
 	return nil
 }
@@ -348,8 +350,9 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 // whole state, and would compete with it).
 var snapshotAfterStart = 30 * time.Second
 
-// snapshotIfBehind takes a snapshot when the log holds SnapshotThreshold
-// entries or more after the last one. Raft checks that only every
+// snapshotIfBehind takes a snapshot when the log the run started with
+// held SnapshotThreshold entries or more after the last snapshot (what
+// the run wrote since is raft's own check's). Raft checks only every
 // SnapshotInterval (2 to 4 minutes) of a run, and every new run (a
 // restart, writes resumed after a pause) starts that clock again: a PC
 // restarted or paused more often than that never took a snapshot, its
@@ -358,7 +361,7 @@ var snapshotAfterStart = 30 * time.Second
 // in the 30-minute chaos run).
 func (n *Node) snapshotIfBehind() {
 	rr := n.run()
-	last := rr.LastIndex()
+	last := n.startLast.Load()
 	var snap uint64
 	if metas, err := n.snapshots.List(); err == nil && len(metas) > 0 {
 		snap = metas[0].Index
