@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -242,6 +243,7 @@ func (n *Node) Open() (err error) {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	n.removeUnfinishedSnapshots(filepath.Join(n.cfg.DataDir, "snapshots", "snapshots"))
 	n.snapshots = files
 	if key != nil {
 		if n.snapshots, err = sealed.NewSnapshotStore(files, key); err != nil {
@@ -283,6 +285,29 @@ func (n *Node) Open() (err error) {
 // read "peer has newer term, stopping replication"). grafana/pyroscope
 // met the same (their PR 5518) and turned pipelining off too.
 const raftRPCsInFlight = 1
+
+// removeUnfinishedSnapshots removes the folders of snapshots a killed
+// process left half-written (raft's FileSnapshotStore writes a snapshot
+// into "<name>.tmp" and renames it when complete). Raft ignores them but
+// never removes them, so a PC killed during snapshots would collect
+// them. Called before raft starts: no snapshot is being written.
+func (n *Node) removeUnfinishedSnapshots(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // none yet
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(p); err != nil {
+			n.logger.Warn("remove an unfinished snapshot", "dir", p, "error", err)
+			continue
+		}
+		n.logger.Info("removed an unfinished snapshot (the process stopped while writing it)", "dir", p)
+	}
+}
 
 // newRaftNet is raft's transport over the node's QUIC transport. Raft
 // closes it when it shuts down (and the QUIC raft layer with it).

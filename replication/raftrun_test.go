@@ -3,6 +3,8 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -109,4 +111,31 @@ func TestSnapshotSoonAfterRestart(t *testing.T) {
 		metas, err := c.nodes[victim].n.snapshots.List()
 		return err == nil && len(metas) > 0 && metas[0].Index >= last-2
 	})
+}
+
+// TestUnfinishedSnapshotRemovedAtStart: the folder of a snapshot a
+// killed process left half-written is removed when the node starts;
+// finished snapshots stay.
+func TestUnfinishedSnapshotRemovedAtStart(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	leader := c.waitLeader()
+	putItem(t, c.nodes[leader].n, "XC-L-0001")
+	victim := c.follower(leader)
+	eventually(t, "a snapshot of the follower", func() bool { return c.nodes[victim].n.Snapshot() == nil })
+	dir := filepath.Join(c.nodes[victim].dir, "data", "snapshots", "snapshots")
+	half := filepath.Join(dir, "9-999-1795690000000.tmp")
+	if err := os.MkdirAll(half, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(half, "state.bin"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(victim)
+	c.start(victim)
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Fatalf("the unfinished snapshot is still there: %v", err)
+	}
+	if metas, err := c.nodes[victim].n.snapshots.List(); err != nil || len(metas) != 1 {
+		t.Fatalf("finished snapshots after the start: %d %v", len(metas), err)
+	}
 }
