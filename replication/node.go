@@ -143,10 +143,7 @@ type Node struct {
 
 	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
 	paused  atomic.Bool // writes paused (diskpause.go)
-
-	snapCheck atomic.Int64  // unix ns after which runMonitor calls snapshotIfBehind once; 0: done
-	startLast atomic.Uint64 // the raft run's last log index when it started
-	kick      kicker        // tells followers a forwarded write committed (commit.go)
+	kick    kicker      // tells followers a forwarded write committed (commit.go)
 
 	submitC chan *request
 	ready   chan struct{} // closed once raft runs: RPCs wait for it
@@ -364,8 +361,6 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raftp.Store(newRaftRun(r))
-	n.startLast.Store(r.LastIndex())
-	n.snapCheck.Store(time.Now().Add(snapshotAfterStart).UnixNano())
 	return nil
 }
 
@@ -384,9 +379,8 @@ var snapshotAfterStart = 30 * time.Second
 // log grew without end, and each start took longer, because raft.NewRaft
 // reads every entry after the last snapshot (210,000 entries took 20 s
 // in the 30-minute chaos run).
-func (n *Node) snapshotIfBehind() {
-	rr := n.run()
-	last := n.startLast.Load()
+func (n *Node) snapshotIfBehind(rr *raftRun) {
+	last := rr.startLast
 	var snap uint64
 	if metas, err := n.snapshots.List(); err == nil && len(metas) > 0 {
 		snap = metas[0].Index
@@ -672,11 +666,11 @@ func (n *Node) runMonitor() {
 		if tick++; tick%probeEvery == 0 {
 			n.probeMembers()
 		}
-		if at := n.snapCheck.Load(); at != 0 && time.Now().UnixNano() >= at && n.snapCheck.CompareAndSwap(at, 0) {
+		if rr := n.run(); time.Since(rr.started) >= snapshotAfterStart && rr.snapChecked.CompareAndSwap(false, true) {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				n.snapshotIfBehind()
+				n.snapshotIfBehind(rr)
 			}()
 		}
 		if n.r().State() == raft.Leader {

@@ -2,6 +2,8 @@ package replication
 
 import (
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -20,10 +22,14 @@ type raftRun struct {
 	*raft.Raft
 	stopped  chan struct{} // closed by stop
 	stopOnce sync.Once
+
+	started     time.Time   // when the run started
+	startLast   uint64      // its last log index then
+	snapChecked atomic.Bool // the check after start (snapshotIfBehind) is taken
 }
 
 func newRaftRun(r *raft.Raft) *raftRun {
-	return &raftRun{Raft: r, stopped: make(chan struct{})}
+	return &raftRun{Raft: r, stopped: make(chan struct{}), started: time.Now(), startLast: r.LastIndex()}
 }
 
 // stop shuts raft down and waits until it has stopped; waits on this
