@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,6 +68,9 @@ func main() {
 		keep       = flag.Bool("keep", false, "keep the temporary folder (logs, data)")
 		only       = flag.String("only", "", "run only these sections (comma-separated names, see sections.go), without the write rows")
 		skip       = flag.String("skip", "", "leave these sections out (comma-separated names)")
+		clientsF   = flag.String("clients", "", "concurrency of the write rows, comma-separated (default 1,16,64)")
+		failovers  = flag.Int("failovers", -1, "failover runs (default 10; 1 with -smoke)")
+		idle       = flag.Duration("idle", 0, "idle window after the write rows (default 1m; 1s with -smoke)")
 		// Hidden: the bench binary re-executed as one etcd member.
 		member  = flag.String("etcd-member", "", "")
 		eDir    = flag.String("etcd-dir", "", "")
@@ -102,6 +106,22 @@ func main() {
 	st := settings{Warmup: time.Second, Dur: 10 * time.Second, Clients: []int{1, 16, 64}, FailoverRuns: 10, Idle: 60 * time.Second}
 	if *smoke {
 		st = settings{Warmup: 200 * time.Millisecond, Dur: time.Second, Clients: []int{1, 16, 64}, FailoverRuns: 1, Idle: time.Second}
+	}
+	if *clientsF != "" {
+		st.Clients = nil
+		for _, f := range strings.Split(*clientsF, ",") {
+			c, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || c < 1 {
+				fatal(fmt.Errorf("-clients: %q is not a positive number of clients", f))
+			}
+			st.Clients = append(st.Clients, c)
+		}
+	}
+	if *failovers >= 0 {
+		st.FailoverRuns = *failovers
+	}
+	if *idle > 0 {
+		st.Idle = *idle
 	}
 	root, err := os.MkdirTemp("", "stationsync-bench-")
 	if err != nil {

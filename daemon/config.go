@@ -105,9 +105,13 @@ type LogConfig struct {
 	Format string `yaml:"format"` // text | json
 }
 
-// RequestLimits bounds the local API.
+// RequestLimits bounds the local API and the process.
 type RequestLimits struct {
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MemoryMB is a soft limit on the Go runtime's memory (memory.go):
+	// 0 means the role's default, stationMemoryMB at a station and none
+	// at the center. The GOMEMLIMIT environment variable overrides it.
+	MemoryMB int `yaml:"memory_mb"`
 }
 
 // Duration is a time.Duration written as "500ms", "10s" in YAML.
@@ -521,6 +525,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.MaxBodyBytes <= 0 {
 		return bad("limits.max_body_bytes", "must be positive")
+	}
+	if c.Limits.MemoryMB != 0 && c.Limits.MemoryMB < minMemoryMB {
+		return bad("limits.memory_mb", "must be 0 (the role's default) or at least %d (MiB): below it the Go runtime would collect garbage without pause under load; got %d", minMemoryMB, c.Limits.MemoryMB)
 	}
 	if c.Center != "" {
 		if _, _, err := net.SplitHostPort(c.Center); err != nil {

@@ -73,6 +73,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{file: minimal + "role: center\nstations: [{id: A, addresses: [nohost]}]\n", key: "stations[0].addresses[0]"},
 		{file: minimal + "role: center\nstations: [{id: A, addresses: [h:1]}, {id: A, addresses: [h:2]}]\n", key: "stations[1].id"},
 		{file: minimal + "center: nowhere\n", key: "center"},
+		{file: minimal + "limits: {memory_mb: 16}\n", key: "limits.memory_mb"},
+		{file: minimal + "limits: {memory_mb: -1}\n", key: "limits.memory_mb"},
 		{file: minimal, env: []string{"STATIONSYNC_EXPECT=many"}, key: "STATIONSYNC_EXPECT"},
 		{file: minimal, flags: map[string]string{"nope": "1"}, key: "nope"},
 		{file: minimal, flags: map[string]string{"mdns": "perhaps"}, key: "mdns"},
@@ -85,6 +87,26 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		var ce *ConfigError
 		if err != nil && tc.key != "colour" && !strings.HasPrefix(tc.key, "raft.") && !strings.HasPrefix(tc.key, "key ") && !errors.As(err, &ce) {
 			t.Errorf("%q: %T is not a *ConfigError", tc.key, err)
+		}
+	}
+}
+
+func TestMemoryLimitByRole(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want int
+	}{
+		{minimal, stationMemoryMB},
+		{minimal + "limits: {memory_mb: 300}\n", 300},
+		{minimal + "role: center\nstations: [{id: A, addresses: [h:1]}]\n", 0},
+		{minimal + "role: center\nstations: [{id: A, addresses: [h:1]}]\nlimits: {memory_mb: 4096}\n", 4096},
+	} {
+		c, err := LoadConfig(writeConfig(t, tc.file), nil, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.file, err)
+		}
+		if got := c.MemoryLimitMB(); got != tc.want {
+			t.Errorf("%q: memory limit %d MiB, want %d", tc.file, got, tc.want)
 		}
 	}
 }

@@ -183,6 +183,7 @@ func cmdRun(args []string) error {
 		// Under the service manager: the rotating log file and the
 		// service log, stopped by the service manager.
 		return installer.RunService(*path, sets, func(ctx context.Context, cfg daemon.Config, logger *slog.Logger) error {
+			daemon.SetMemoryLimit(cfg, logger)
 			return daemon.New(cfg, logger, nodeOptions(cfg)...).Run(ctx)
 		})
 	}
@@ -191,6 +192,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	logger := daemon.NewLogger(cfg.Log, os.Stderr)
+	daemon.SetMemoryLimit(cfg, logger)
 	ctx, cancel := signalContext()
 	defer cancel()
 	return daemon.New(cfg, logger, nodeOptions(cfg)...).Run(ctx)
