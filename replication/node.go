@@ -143,7 +143,7 @@ type Node struct {
 
 	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
 	paused  atomic.Bool // writes paused (diskpause.go)
-	kick    kicker      // tells followers a forwarded write committed (commit.go)
+	kick    kicker      // tells followers a write committed (commit.go)
 
 	submitC chan *request
 	ready   chan struct{} // closed once raft runs: RPCs wait for it
@@ -185,6 +185,7 @@ func New(cfg Config, tr *transport.Transport) *Node {
 		reachable:   map[string]time.Time{},
 		noted:       map[string]bool{},
 		clockOffset: map[string]time.Duration{},
+		kick:        kicker{wake: make(chan struct{}, 1)},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	tr.Handle(transport.KindRPC, n.serveRPC)
