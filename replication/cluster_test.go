@@ -727,6 +727,36 @@ func TestFollowerWriteDoesNotWaitForCommitTimeout(t *testing.T) {
 	}
 }
 
+// Writes submitted on the leader one after another need no barrier each:
+// the next write's entry carries the commit index. Sequential writes
+// therefore add about one raft entry each (a barrier per write would add
+// two), and the last one still reaches the followers without waiting for
+// CommitTimeout.
+func TestLeaderWritesInARowSkipBarriers(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CommitTimeout = 20 * time.Second })
+	leader := c.waitLeader()
+	l := c.nodes[leader].n
+	putItem(t, l, "XC-L-0001")
+	cx := ctx(t)
+	before := l.r().LastIndex()
+	const writes = 40
+	for i := range writes {
+		if err := createCase(l, cx, fmt.Sprintf("row-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if added := l.r().LastIndex() - before; added > writes+writes/4 {
+		t.Errorf("%d writes in a row added %d raft entries: a barrier after most of them", writes, added)
+	}
+	f := c.nodes[c.follower(leader)].n
+	for !hasCase(f, fmt.Sprintf("row-%d", writes-1)) {
+		if cx.Err() != nil {
+			t.Fatal("the last write reached the follower only with the next CommitTimeout")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // A follower gathers concurrent writes into batches of up to
 // maxBatchBytes and forwards them: the leader takes such a batch even
 // though it is larger than one write may be.
