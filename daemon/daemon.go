@@ -246,8 +246,9 @@ func (d *Daemon) Open() (err error) {
 	// The disk guard: its first check runs now, before the API takes
 	// writes.
 	d.disk = newDiskGuard(d.cfg.DataDir, d.cfg.DiskReserveMB, doctorDiskFree)
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.runDiskGuard()
+	go d.runIdleTrim()
 
 	// 6. Local API.
 	d.metrics = newMetrics(d)
