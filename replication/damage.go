@@ -228,3 +228,49 @@ func readLocalRecords(dir string, key []byte, logger *slog.Logger) ([]kv, error)
 	})
 	return out, err
 }
+
+// tableVerifyEvery is how often a running node reads the tables written
+// since its last pass (logstore.VerifyNewTables), so that its next start
+// only reads the few written after that. Reading a table costs about what
+// writing it did; a station writes little.
+const tableVerifyEvery = 10 * time.Minute
+
+// VerifyNewTables reads the tables of this node's stores written since the
+// last pass, with every block checksum, and records them as verified for
+// the next start. A damaged one is logged and returned (the node keeps
+// running on what badger has in memory; the next start refuses the store
+// and names `stationsync rebuild`).
+func (n *Node) VerifyNewTables() error {
+	var errs []error
+	for _, s := range []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}} {
+		dir := filepath.Join(n.cfg.DataDir, s.sub)
+		start := time.Now()
+		read, err := logstore.VerifyNewTables(dir, n.cfg.EncryptionKey)
+		var de *logstore.DamageError
+		switch {
+		case errors.As(err, &de):
+			n.logger.Error("store damaged: a table fails its checksums; the next start will refuse the store (run stationsync rebuild)", "store", s.name, "file", de.File, "problem", de.Problem)
+			errs = append(errs, &StoreDamagedError{Store: s.name, Path: dir, Problem: de.File + " " + de.Problem})
+		case err != nil:
+			n.logger.Warn("verify new tables", "store", s.name, "error", err)
+			errs = append(errs, err)
+		case read > 0:
+			n.logger.Debug("new tables verified", "store", s.name, "tables", read, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (n *Node) runTableVerifier() {
+	defer n.wg.Done()
+	t := time.NewTicker(tableVerifyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.closing:
+			return
+		case <-t.C:
+		}
+		_ = n.VerifyNewTables() // logged
+	}
+}

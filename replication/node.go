@@ -261,11 +261,12 @@ func (n *Node) Open() (err error) {
 	close(n.ready)
 	n.logger.Info("node open", "node", n.cfg.NodeID, "station", n.cfg.Station, "address", n.tr.AdvertiseAddr(), "applied_index", n.fsm.applied.Load())
 
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.runOutbox()
 	go n.runBatcher()
 	go n.runFormation()
 	go n.runMonitor()
+	go n.runTableVerifier()
 	return nil
 }
 
