@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +52,8 @@ type catchupResults struct {
 }
 
 const catchupTarget = 10 * time.Second
+
+var catchupProfile = flag.String("catchup-profile", "", "catchup section: write a CPU profile of the bench process (the in-process cluster) from the node's restart until it caught up")
 
 func runCatchupSection(rep *report, root string, smoke bool) {
 	res := &rep.sec.catchup
@@ -210,6 +214,13 @@ func catchupStation(rep *report, root string, target, clients, per int, loadWait
 	lc, _ := leader()
 	run.behind = lc - appliedAtStop
 
+	if *catchupProfile != "" {
+		if f, err := os.Create(*catchupProfile); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			}
+		}
+	}
 	t0 := time.Now()
 	if err := c.openNode(down); err != nil {
 		rep.fail("catchup stationsync: restart %s: %v", run.stoppedID, err)
