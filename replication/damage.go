@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -81,24 +80,10 @@ func firstLine(s string) string {
 // errors that kept a store from being checked).
 func CheckStores(cfg Config) []error { return checkStores(cfg, false) }
 
-// The two stores are checked at the same time: at a start with much data
-// most of the time goes into reading table indexes, and a PC has two cores
-// or more.
 func checkStores(cfg Config, atStart bool) []error {
-	stores := []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}}
-	found := make([]error, len(stores))
-	var wg sync.WaitGroup
-	for i, s := range stores {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			found[i] = checkStore(s.name, filepath.Join(cfg.DataDir, s.sub), cfg.EncryptionKey, atStart)
-		}()
-	}
-	wg.Wait()
 	var errs []error
-	for _, err := range found {
-		if err != nil {
+	for _, s := range []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}} {
+		if err := checkStore(s.name, filepath.Join(cfg.DataDir, s.sub), cfg.EncryptionKey, atStart); err != nil {
 			errs = append(errs, err)
 		}
 	}

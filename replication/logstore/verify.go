@@ -9,11 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/fb"
@@ -172,41 +170,19 @@ func verify(dir string, key []byte, known, seen map[string]string) error {
 			return err
 		}
 		defer cache.Close()
-		// Tables are read by a few workers (a start with much data spends
-		// most of its time here); the first error in table order wins.
-		errs := make([]error, len(ids))
-		stamps := make([]string, len(ids))
-		next := make(chan int)
-		var wg sync.WaitGroup
-		for range min(runtime.GOMAXPROCS(0), 4, len(ids)) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					id := ids[i]
-					name := tableName(id)
-					fi, err := os.Stat(filepath.Join(dir, name))
-					if err != nil {
-						errs[i] = fmt.Errorf("verify %s: %w", filepath.Join(dir, name), err)
-						continue
-					}
-					stamps[i] = tableStamp(fi)
-					whole := known == nil || known[name] != stamps[i]
-					errs[i] = verifyTable(dir, id, mf.Tables[id], kr, cache, whole)
-				}
-			}()
-		}
-		for i := range ids {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		for i, id := range ids {
-			if errs[i] != nil {
-				return errs[i]
+		for _, id := range ids {
+			name := tableName(id)
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", filepath.Join(dir, name), err)
+			}
+			stamp := tableStamp(fi)
+			whole := known == nil || known[name] != stamp
+			if err := verifyTable(dir, id, mf.Tables[id], kr, cache, whole); err != nil {
+				return err
 			}
 			if seen != nil {
-				seen[tableName(id)] = stamps[i]
+				seen[name] = stamp
 			}
 		}
 	}
