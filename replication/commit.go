@@ -398,6 +398,7 @@ func (n *Node) runKicker() {
 				k.urgent = false
 				k.mu.Unlock()
 			case <-n.closing:
+				need = false
 			}
 			t.Stop()
 		}
