@@ -45,15 +45,28 @@ func checkStore(store, dir string, key []byte, atStart bool) error {
 		verify = logstore.VerifyAtStart
 	}
 	err := verify(dir, key)
-	var de *logstore.DamageError
-	if errors.As(err, &de) {
-		return &StoreDamagedError{Store: store, Path: dir, Problem: de.File + " " + de.Problem}
+	if sd := storeDamage(store, dir, err); sd != nil {
+		return sd
 	}
 	if err != nil {
 		return fmt.Errorf("check the %s store in %s: %w", store, dir, err)
 	}
 	return nil
 }
+
+// storeDamage is the StoreDamagedError for a logstore.DamageError found in
+// the store in dir; nil for any other error.
+func storeDamage(store, dir string, err error) *StoreDamagedError {
+	var de *logstore.DamageError
+	if !errors.As(err, &de) {
+		return nil
+	}
+	return &StoreDamagedError{Store: store, Path: dir, Problem: de.File + " " + de.Problem}
+}
+
+// nodeStores are the badger stores of a node checked for damage: name
+// (StoreRaft, StoreState) and folder under data_dir.
+var nodeStores = []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}}
 
 // openFailure turns badger's refusal to open a verified store into a
 // StoreDamagedError when it is about the files (not a wrong key, a lock
@@ -82,7 +95,7 @@ func CheckStores(cfg Config) []error { return checkStores(cfg, false) }
 
 func checkStores(cfg Config, atStart bool) []error {
 	var errs []error
-	for _, s := range []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}} {
+	for _, s := range nodeStores {
 		if err := checkStore(s.name, filepath.Join(cfg.DataDir, s.sub), cfg.EncryptionKey, atStart); err != nil {
 			errs = append(errs, err)
 		}
@@ -242,15 +255,14 @@ const tableVerifyEvery = 10 * time.Minute
 // and names `stationsync rebuild`).
 func (n *Node) VerifyNewTables() error {
 	var errs []error
-	for _, s := range []struct{ name, sub string }{{StoreRaft, "raft"}, {StoreState, "state"}} {
+	for _, s := range nodeStores {
 		dir := filepath.Join(n.cfg.DataDir, s.sub)
 		start := time.Now()
 		read, err := logstore.VerifyNewTables(dir, n.cfg.EncryptionKey)
-		var de *logstore.DamageError
-		switch {
-		case errors.As(err, &de):
-			n.logger.Error("store damaged: a table fails its checksums; the next start will refuse the store (run stationsync rebuild)", "store", s.name, "file", de.File, "problem", de.Problem)
-			errs = append(errs, &StoreDamagedError{Store: s.name, Path: dir, Problem: de.File + " " + de.Problem})
+		switch sd := storeDamage(s.name, dir, err); {
+		case sd != nil:
+			n.logger.Error("store damaged: a table fails its checksums; the next start will refuse the store (run stationsync rebuild)", "store", s.name, "problem", sd.Problem)
+			errs = append(errs, sd)
 		case err != nil:
 			n.logger.Warn("verify new tables", "store", s.name, "error", err)
 			errs = append(errs, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -165,7 +166,7 @@ func verify(dir string, key []byte, known, seen map[string]string) error {
 		}
 		defer kr.Close()
 		// One index cache for every table (encrypted tables need one).
-		cache, err := ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 64, MaxCost: 4 << 20, BufferItems: 64})
+		cache, err := newIndexCache()
 		if err != nil {
 			return err
 		}
@@ -453,6 +454,12 @@ func StoreFiles(dir string) string {
 	return strings.Join(parts, " ")
 }
 
+// newIndexCache is the table-index cache a check opens tables with
+// (encrypted tables need one).
+func newIndexCache() (*ristretto.Cache[uint64, *fb.TableIndex], error) {
+	return ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 64, MaxCost: 4 << 20, BufferItems: 64})
+}
+
 // VerifyNewTables reads whole, with every block's checksum, the tables of
 // the store in dir that its ".verified" record does not list yet, and adds
 // them; tables gone since are dropped from the record. Unlike
@@ -473,7 +480,7 @@ func VerifyNewTables(dir string, key []byte) (int, error) {
 	}
 	known := readVerified(dir)
 	seen := map[string]string{}
-	var pending []uint64
+	pending := map[uint64]string{} // table id -> its stamp before it is read
 	for id := range mf.Tables {
 		name := tableName(id)
 		fi, err := os.Stat(filepath.Join(dir, name))
@@ -483,7 +490,7 @@ func VerifyNewTables(dir string, key []byte) (int, error) {
 		if stamp := tableStamp(fi); known[name] == stamp {
 			seen[name] = stamp
 		} else {
-			pending = append(pending, id)
+			pending[id] = stamp
 		}
 	}
 	if len(pending) == 0 {
@@ -492,26 +499,21 @@ func VerifyNewTables(dir string, key []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	slices.Sort(pending)
 	kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key, EncryptionKeyRotationDuration: keyRotation})
 	if err != nil {
 		return 0, fmt.Errorf("verify new tables in %s: key registry: %w", dir, err)
 	}
 	defer kr.Close()
-	cache, err := ristretto.NewCache(&ristretto.Config[uint64, *fb.TableIndex]{NumCounters: 64, MaxCost: 4 << 20, BufferItems: 64})
+	cache, err := newIndexCache()
 	if err != nil {
 		return 0, err
 	}
 	defer cache.Close()
 	read := 0
 	var damage error
-	for _, id := range pending {
+	for _, id := range slices.Sorted(maps.Keys(pending)) {
 		name := tableName(id)
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			continue
-		}
-		err = verifyTable(dir, id, mf.Tables[id], kr, cache, true)
+		err := verifyTable(dir, id, mf.Tables[id], kr, cache, true)
 		if _, statErr := os.Stat(filepath.Join(dir, name)); statErr != nil {
 			continue // deleted while it was read: what was read proves nothing
 		}
@@ -522,7 +524,7 @@ func VerifyNewTables(dir string, key []byte) (int, error) {
 			continue
 		}
 		read++
-		seen[name] = tableStamp(fi)
+		seen[name] = pending[id]
 	}
 	writeVerified(dir, seen)
 	return read, damage
