@@ -76,7 +76,9 @@ type mirrorState struct {
 	lastError string
 }
 
-// MirrorView is GET /v1/mirror.
+// MirrorView is GET /v1/mirror. Head is the center's feed head as the
+// mirror last read it (it runs every second): Seq == Head says the mirror
+// has written all it had seen then, not that nothing arrived since.
 type MirrorView struct {
 	Enabled   bool       `json:"enabled"`
 	Seq       uint64     `json:"seq"`
