@@ -757,6 +757,58 @@ func TestLeaderWritesInARowSkipBarriers(t *testing.T) {
 	}
 }
 
+// Writes forwarded by a follower need no barrier each: the leader tells
+// the followers of the commit with a notice that carries no entry (no
+// fsync), so sequential writes add about one raft entry each.
+func TestFollowerWritesNeedNoBarrier(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CommitTimeout = 20 * time.Second })
+	leader := c.waitLeader()
+	l, f := c.nodes[leader].n, c.nodes[c.follower(leader)].n
+	putItem(t, f, "XC-L-0001")
+	cx := ctx(t)
+	before := l.r().LastIndex()
+	const writes = 40
+	for i := range writes {
+		id := fmt.Sprintf("fw-%d", i)
+		if err := createCase(f, cx, id); err != nil {
+			t.Fatalf("write %d through the follower: %v", i, err)
+		}
+		if !hasCase(f, id) {
+			t.Fatalf("write %d answered before the follower applied it", i)
+		}
+	}
+	if added := l.r().LastIndex() - before; added > writes+writes/4 {
+		t.Errorf("%d forwarded writes added %d raft entries: a barrier after most of them", writes, added)
+	}
+}
+
+// With one follower down, the notices to it go unanswered: writes through
+// the other follower are still answered at once (its notices, or the
+// barrier that follows a failed one), not after CommitTimeout.
+func TestFollowerWritesWithAPeerDown(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) { cfg.CommitTimeout = 20 * time.Second })
+	leader := c.waitLeader()
+	f := c.follower(leader)
+	var down int
+	for i := range c.nodes {
+		if i != leader && i != f {
+			down = i
+		}
+	}
+	putItem(t, c.nodes[f].n, "XC-L-0001")
+	c.stop(down)
+	cx := ctx(t)
+	for i := range 20 {
+		id := fmt.Sprintf("down-%d", i)
+		if err := createCase(c.nodes[f].n, cx, id); err != nil {
+			t.Fatalf("write %d through the follower with %s down: %v (waited for CommitTimeout?)", i, c.nodes[down].id, err)
+		}
+		if !hasCase(c.nodes[f].n, id) {
+			t.Fatalf("write %d answered before the follower applied it", i)
+		}
+	}
+}
+
 // A follower gathers concurrent writes into batches of up to
 // maxBatchBytes and forwards them: the leader takes such a batch even
 // though it is larger than one write may be.

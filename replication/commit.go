@@ -220,7 +220,7 @@ func (n *Node) applyLeader(ops []byte, forwarded bool) ([]Result, error) {
 	if !ok {
 		return nil, fmt.Errorf("internal: unexpected apply response %T", f.Response())
 	}
-	n.kickCommit(forwarded)
+	n.kickCommit(f.Index(), forwarded)
 	if err := encodeValues(results); err != nil {
 		return nil, err
 	}
@@ -321,37 +321,58 @@ func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, 
 // only up to twice CommitTimeout later: a clerk on a follower PC, whose
 // write is answered once that PC applied it, would wait that long, and
 // other PCs would show a case changed on the leader that much later.
-// So after a write commits the leader appends a barrier (an empty entry):
-// its AppendEntries carries the commit index. A barrier is not free: the
-// leader and each follower store it (an fsync each) before the next entry
-// can follow (raft sends one AppendEntries at a time per follower), which
-// made a single client's writes on the leader ~0.5 ms slower, and under
-// load it is one more entry per round.
 //
-// So the barrier is sent at once only for a write a follower forwarded
-// (that follower waits to apply it). After a write submitted on the
-// leader, the kicker waits commitNoticeDelay and appends a barrier only if
-// no entry was appended meanwhile: an entry appended after the write
-// committed travels with the commit index anyway, and its own write kicks
-// again when it commits, so the last write of a burst always gets one.
-// One kicker runs at a time; writes committed meanwhile are covered by
-// another round after it. CommitTimeout is only a fallback, and can be long
-// enough that an idle station sends almost no empty AppendEntries.
+// So after a write commits the leader sends each other server a commit
+// notice: an AppendEntries with no entries, PrevLogEntry = the committed
+// entry and LeaderCommitIndex = it, in the term the leader appended it
+// (commitNotice). It is what raft's own replication sends when it has
+// nothing new, and the follower handles it the same way: it checks that its
+// log holds that entry with that term (then, by raft's log matching, all
+// before it match the leader's too) and applies up to it. It costs no
+// fsync. A follower that does not hold the entry yet (it acknowledged the
+// entry after the majority did) refuses; the notice is retried a few times,
+// and after that, or when a server cannot be reached, the leader appends a
+// barrier (an empty entry) as before: its AppendEntries carries the commit
+// index, but it costs the leader and each follower an fsync, and raft sends
+// one AppendEntries at a time per follower, so it held up the next write.
+//
+// The notice is sent at once for a write a follower forwarded (that
+// follower waits to apply it). After a write submitted on the leader, the
+// kicker waits commitNoticeDelay and sends it only if no entry was
+// appended meanwhile: an entry appended after the write committed travels
+// with the commit index anyway, and its own write kicks again when it
+// commits, so the last write of a burst always gets one. One kicker runs at
+// a time; writes committed meanwhile are covered by another round after it.
+// CommitTimeout is only a fallback, and can be long enough that an idle
+// station sends almost no empty AppendEntries.
 const commitNoticeDelay = 20 * time.Millisecond
+
+// Commit notices: how often one a follower refused because it did not
+// hold the entry yet is retried, and how long one may take.
+const (
+	noticeRetries    = 5
+	noticeRetryAfter = 2 * time.Millisecond
+	noticeTimeout    = 2 * time.Second
+)
 
 type kicker struct {
 	mu      sync.Mutex
-	running bool          // a kicker goroutine runs
-	again   bool          // a write committed during its round
-	urgent  bool          // a forwarded write waits for the commit notice
-	wake    chan struct{} // (1) an urgent kick during the delay
+	running bool                   // a kicker goroutine runs
+	again   bool                   // a write committed during its round
+	urgent  bool                   // a forwarded write waits for the commit notice
+	barrier bool                   // a notice failed: the next round appends a barrier
+	index   uint64                 // the last committed entry a write kicked with
+	busy    map[raft.ServerID]bool // a notice to this server is on its way
+	wake    chan struct{}          // (1) an urgent kick during the delay
 }
 
 // kickCommit makes sure followers learn that the write just committed
-// did: at once when forwarded (a follower waits), else soon.
-func (n *Node) kickCommit(forwarded bool) {
+// (raft entry index) did: at once when forwarded (a follower waits), else
+// soon.
+func (n *Node) kickCommit(index uint64, forwarded bool) {
 	k := &n.kick
 	k.mu.Lock()
+	k.index = max(k.index, index)
 	if forwarded {
 		k.urgent = true
 		select {
@@ -378,8 +399,8 @@ func (n *Node) runKicker() {
 	k := &n.kick
 	for {
 		k.mu.Lock()
-		urgent := k.urgent
-		k.urgent, k.again = false, false
+		urgent, barrier, index := k.urgent, k.barrier, k.index
+		k.urgent, k.again, k.barrier = false, false, false
 		select {
 		case <-k.wake:
 		default:
@@ -403,7 +424,7 @@ func (n *Node) runKicker() {
 			t.Stop()
 		}
 		var err error
-		if need {
+		if need && (barrier || !n.sendCommitNotices(rr, index)) {
 			err = rr.wait(rr.Barrier(n.cfg.ApplyTimeout))
 		}
 		select {
@@ -412,11 +433,123 @@ func (n *Node) runKicker() {
 		default:
 		}
 		k.mu.Lock()
-		if err != nil || (!k.again && !k.urgent) {
-			k.running, k.again, k.urgent = false, false, false
+		if err != nil || (!k.again && !k.urgent && !k.barrier) {
+			k.running, k.again, k.urgent, k.barrier = false, false, false, false
 			k.mu.Unlock()
 			return
 		}
 		k.mu.Unlock()
 	}
+}
+
+// sendCommitNotices starts a commit notice of entry index to every other
+// server, each in its own goroutine (owned by n.wg); one that fails asks
+// the kicker for a barrier. It returns false, sending nothing, when it
+// cannot: the entry is not in the log, or a notice to some server is
+// still on its way (a server that does not answer gets no second one
+// meanwhile; the barrier reaches it when it is back).
+func (n *Node) sendCommitNotices(rr *raftRun, index uint64) bool {
+	if index == 0 || rr.net == nil {
+		return false
+	}
+	var entry raft.Log
+	if err := n.logs.GetLog(index, &entry); err != nil {
+		return false
+	}
+	cf := rr.GetConfiguration()
+	if rr.wait(cf) != nil {
+		return false
+	}
+	self := raft.ServerID(n.cfg.NodeID)
+	var peers []raft.Server
+	k := &n.kick
+	k.mu.Lock()
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == self {
+			continue
+		}
+		if k.busy[s.ID] {
+			k.mu.Unlock()
+			return false
+		}
+		peers = append(peers, s)
+	}
+	if k.busy == nil {
+		k.busy = map[raft.ServerID]bool{}
+	}
+	for _, s := range peers {
+		k.busy[s.ID] = true
+	}
+	k.mu.Unlock()
+	req := raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{
+			ProtocolVersion: raft.ProtocolVersionMax,
+			ID:              []byte(self),
+			Addr:            rr.net.EncodePeer(self, rr.net.LocalAddr()),
+		},
+		// The term this node appended the entry in, as leader: true even if
+		// it has lost leadership since (a server in a later term refuses).
+		Term:              entry.Term,
+		Leader:            rr.net.EncodePeer(self, rr.net.LocalAddr()),
+		PrevLogEntry:      index,
+		PrevLogTerm:       entry.Term,
+		LeaderCommitIndex: index,
+	}
+	for _, s := range peers {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			ok := n.commitNotice(rr, s, req)
+			k.mu.Lock()
+			delete(k.busy, s.ID)
+			if !ok {
+				k.barrier = true
+			}
+			k.mu.Unlock()
+			if !ok {
+				n.logger.Debug("commit notice refused; a barrier follows", "peer", s.ID, "index", index)
+				n.kickCommit(index, true)
+			}
+		}()
+	}
+	return true
+}
+
+// commitNotice sends req to server s, again after a moment while s answers
+// that it does not hold the entry yet, and says whether s took it.
+func (n *Node) commitNotice(rr *raftRun, s raft.Server, req raft.AppendEntriesRequest) bool {
+	deadline := time.Now().Add(noticeTimeout)
+	for attempt := 0; attempt < noticeRetries && time.Now().Before(deadline); attempt++ {
+		if attempt > 0 {
+			select {
+			case <-time.After(noticeRetryAfter):
+			case <-n.closing:
+				return false
+			case <-rr.stopped:
+				return false
+			}
+		}
+		r, resp := req, new(raft.AppendEntriesResponse)
+		done := make(chan error, 1)
+		// Ends with the transport's I/O timeout, or at once when Close
+		// closes the transport (after this goroutine's owner has gone).
+		go func() { done <- rr.net.AppendEntries(s.ID, s.Address, &r, resp) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return false
+			}
+		case <-n.closing:
+			return false
+		case <-rr.stopped:
+			return false
+		}
+		if resp.Success {
+			return true
+		}
+		if resp.Term > req.Term || resp.LastLog >= req.PrevLogEntry {
+			return false // a later term, or a log that differs there
+		}
+	}
+	return false
 }

@@ -362,7 +362,7 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
-	n.raftp.Store(newRaftRun(r))
+	n.raftp.Store(newRaftRun(r, n.raftNet))
 	return nil
 }
 

@@ -20,7 +20,8 @@ import (
 // raft.ErrRaftShutdown once the run is stopped.
 type raftRun struct {
 	*raft.Raft
-	stopped  chan struct{} // closed by stop
+	net      raft.Transport // raft's transport (commit notices, commit.go)
+	stopped  chan struct{}  // closed by stop
 	stopOnce sync.Once
 
 	started     time.Time   // when the run started
@@ -28,8 +29,8 @@ type raftRun struct {
 	snapChecked atomic.Bool // the check after start (snapshotIfBehind) is taken
 }
 
-func newRaftRun(r *raft.Raft) *raftRun {
-	return &raftRun{Raft: r, stopped: make(chan struct{}), started: time.Now(), startLast: r.LastIndex()}
+func newRaftRun(r *raft.Raft, net raft.Transport) *raftRun {
+	return &raftRun{Raft: r, net: net, stopped: make(chan struct{}), started: time.Now(), startLast: r.LastIndex()}
 }
 
 // stop shuts raft down and waits until it has stopped; waits on this
