@@ -163,15 +163,38 @@ func (c *etcdCluster) Close() {
 	}
 }
 
-// workload: client w puts 1 KiB values through endpoint w%3 (a follower
-// forwards the proposal to the leader, as a station follower does).
-func (c *etcdCluster) workload(clients int) opFunc {
+// workload: client w puts 1 KiB values through endpoint (first+w)%3 (a
+// follower forwards the proposal to the leader, as a station follower does).
+func (c *etcdCluster) workload(clients, first int) opFunc {
 	val := payload[:1024]
 	seq := make([]int, clients)
 	return func(ctx context.Context, w int) (bool, error) {
 		seq[w]++
 		key := fmt.Sprintf("bench/%d/%d", w, seq[w]%1000)
-		_, err := c.clients[w%len(c.clients)].Put(ctx, key, val)
+		_, err := c.clients[(first+w)%len(c.clients)].Put(ctx, key, val)
 		return false, err
 	}
+}
+
+// leaderIndex returns the index of the endpoint whose member leads, as
+// the members' status answers say (up to 30 s).
+func (c *etcdCluster) leaderIndex() (int, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		for i, cl := range c.clients {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := cl.Status(ctx, c.endpoints[i])
+			cancel()
+			if err != nil {
+				last = err
+				continue
+			}
+			if st.Leader != 0 && st.Leader == st.Header.MemberId {
+				return i, nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return -1, fmt.Errorf("no etcd leader within 30 s (last error: %v)", last)
 }

@@ -68,13 +68,13 @@ var notePayload = json.RawMessage(func() []byte {
 	return b
 }())
 
-// workload: client w submits on node w%3 (a follower forwards to the
-// leader), the same case-event sequence as the HTTP workload.
-func (c *goCluster) workload(clients int, creates *atomic.Int64) (prepareFunc, opFunc) {
+// workload: client w submits on node (first+w)%3 (a follower forwards to
+// the leader), the same case-event sequence as the HTTP workload.
+func (c *goCluster) workload(clients, first int, creates *atomic.Int64) (prepareFunc, opFunc) {
 	st := make([]httpClientState, clients)
 	run := time.Now().UnixNano()
 	prepare := func(ctx context.Context, w int) error {
-		i := w % len(c.nodes)
+		i := (first + w) % len(c.nodes)
 		cs := &st[w]
 		if cs.caseID != "" && cs.n < eventsPerCase {
 			return nil
@@ -92,7 +92,7 @@ func (c *goCluster) workload(clients int, creates *atomic.Int64) (prepareFunc, o
 		return nil
 	}
 	op := func(ctx context.Context, w int) (bool, error) {
-		i := w % len(c.nodes)
+		i := (first + w) % len(c.nodes)
 		cs := &st[w]
 		typ := records.EventAccepted
 		if cs.n > 0 {
@@ -115,4 +115,19 @@ func (c *goCluster) workload(clients int, creates *atomic.Int64) (prepareFunc, o
 		return false, nil
 	}
 	return prepare, op
+}
+
+// leaderIndex waits up to 30 s for a leader among the nodes and returns
+// its index.
+func (c *goCluster) leaderIndex() (int, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, n := range c.nodes {
+			if n != nil && n.IsLeader() {
+				return i, nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return -1, errors.New("no leader within 30 s")
 }

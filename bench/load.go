@@ -14,6 +14,7 @@ import (
 type loadResult struct {
 	Name        string
 	Clients     int
+	Via         string        // 1-client rows: "leader" or "follower", the role of the node the client writes to ("": clients spread over the nodes)
 	Duration    time.Duration // measured window (after warm-up)
 	OK          int           // successful ops in the window
 	Errors      int           // failed ops in the window
@@ -144,6 +145,9 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 func (r loadResult) String() string {
 	s := fmt.Sprintf("%-22s c=%-3d ok=%-7d err=%-4d pending=%-4d p50=%-9s p99=%-9s max=%-9s %8.0f ops/s",
 		r.Name, r.Clients, r.OK, r.Errors, r.Pending, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.OpsPerSec())
+	if r.Via != "" {
+		s += " via " + r.Via
+	}
 	if r.PeakRSS > 0 {
 		s += fmt.Sprintf(" peakRSS=%.1fMiB", float64(r.PeakRSS)/(1<<20))
 	}
@@ -151,4 +155,47 @@ func (r loadResult) String() string {
 		s += " first error: " + r.FirstErr
 	}
 	return s
+}
+
+// writeRun is one write row: its concurrency and the node its first
+// client writes to.
+type writeRun struct {
+	clients, first int
+	via            string
+}
+
+// writeRuns lays out the write rows: one client writes once through the
+// leader and once through a follower (a clerk's PC is either, and the two
+// differ by the forwarding hop and the follower's wait to apply the
+// write; writing through node 0 alone measured whichever role it had won),
+// more clients spread over all nodes.
+func writeRuns(clients []int, nodes int, leader func() (int, error)) ([]writeRun, error) {
+	rows := writeRows(clients)
+	for i := range rows {
+		if rows[i].via == "" {
+			continue
+		}
+		li, err := leader()
+		if err != nil {
+			return nil, err
+		}
+		rows[i].first = li
+		if rows[i].via == "follower" {
+			rows[i].first = (li + 1) % nodes
+		}
+	}
+	return rows, nil
+}
+
+// writeRows are the write rows, in order, without their first node.
+func writeRows(clients []int) []writeRun {
+	var out []writeRun
+	for _, c := range clients {
+		if c == 1 {
+			out = append(out, writeRun{clients: 1, via: "leader"}, writeRun{clients: 1, via: "follower"})
+		} else {
+			out = append(out, writeRun{clients: c})
+		}
+	}
+	return out
 }

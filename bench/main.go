@@ -221,11 +221,16 @@ func (rep *report) runStation(bin, root string) {
 		return
 	}
 	var creates atomic.Int64
-	for _, c := range rep.Clients {
-		prep, op := s.httpWorkload(c, &creates)
+	runs, err := writeRuns(rep.Clients, len(s.nodes), func() (int, error) { return s.waitLeader(30 * time.Second) })
+	if err != nil {
+		rep.fail("station: %v", err)
+		return
+	}
+	for _, w := range runs {
+		prep, op := s.httpWorkload(w.clients, w.first, &creates)
 		sampler := sampleRSS(s.pids())
-		r := runLoad("stationsync HTTP", c, rep.Warmup, rep.Dur, prep, op)
-		r.PeakRSS = sampler.Stop()
+		r := runLoad("stationsync HTTP", w.clients, rep.Warmup, rep.Dur, prep, op)
+		r.PeakRSS, r.Via = sampler.Stop(), w.via
 		fmt.Println("bench:", r)
 		rep.http = append(rep.http, r)
 	}
@@ -337,15 +342,21 @@ func (rep *report) runGoAPIInProcess(root string) {
 	}
 	defer c.Close()
 	var creates atomic.Int64
-	for i, n := range rep.Clients {
-		prep, op := c.workload(n, &creates)
+	runs, err := writeRuns(rep.Clients, len(c.nodes), c.leaderIndex)
+	if err != nil {
+		rep.fail("go api: %v", err)
+		return
+	}
+	for i, w := range runs {
+		prep, op := c.workload(w.clients, w.first, &creates)
 		var pf *os.File
-		if rep.profile != "" && i == len(rep.Clients)-1 {
+		if rep.profile != "" && i == len(runs)-1 {
 			if pf, err = os.Create(rep.profile); err == nil {
 				pprof.StartCPUProfile(pf)
 			}
 		}
-		r := runLoad("stationsync Go API", n, rep.Warmup, rep.Dur, prep, op)
+		r := runLoad("stationsync Go API", w.clients, rep.Warmup, rep.Dur, prep, op)
+		r.Via = w.via
 		if pf != nil {
 			pprof.StopCPUProfile()
 			pf.Close()
@@ -364,10 +375,15 @@ func (rep *report) runEtcd(root string) {
 		return
 	}
 	defer e.Close()
-	for _, c := range rep.Clients {
+	runs, err := writeRuns(rep.Clients, len(e.clients), e.leaderIndex)
+	if err != nil {
+		rep.fail("etcd: %v", err)
+		return
+	}
+	for _, w := range runs {
 		sampler := sampleRSS(e.pids())
-		r := runLoad("etcd put", c, rep.Warmup, rep.Dur, nil, e.workload(c))
-		r.PeakRSS = sampler.Stop()
+		r := runLoad("etcd put", w.clients, rep.Warmup, rep.Dur, nil, e.workload(w.clients, w.first))
+		r.PeakRSS, r.Via = sampler.Stop(), w.via
 		fmt.Println("bench:", r)
 		rep.etcd = append(rep.etcd, r)
 	}
@@ -386,9 +402,10 @@ func ratio(a, b float64) string {
 	return fmt.Sprintf("%.2fx", a/b)
 }
 
-func find(rs []loadResult, c int) (loadResult, bool) {
+// find returns the row of c clients writing via ("" for any).
+func find(rs []loadResult, c int, via string) (loadResult, bool) {
 	for _, r := range rs {
-		if r.Clients == c {
+		if r.Clients == c && (via == "" || r.Via == via) {
 			return r, true
 		}
 	}
@@ -450,12 +467,17 @@ func (rep *report) markdown() string {
 	}
 	b.WriteString("## Writes (3 nodes on loopback, ~1 KiB, fsync on)\n\n")
 	b.WriteString("| clients | metric | stationsync HTTP | stationsync Go API | etcd put | HTTP / etcd | Go API / etcd | target | HTTP vs target |\n|---|---|---|---|---|---|---|---|---|\n")
-	for _, c := range rep.Clients {
-		h, _ := find(rep.http, c)
-		g, _ := find(rep.goap, c)
-		e, _ := find(rep.etcd, c)
+	for _, w := range writeRows(rep.Clients) {
+		c := w.clients
+		h, _ := find(rep.http, c, w.via)
+		g, _ := find(rep.goap, c, w.via)
+		e, _ := find(rep.etcd, c, w.via)
 		t50, t99, tops := "", "", ""
 		m50, m99, mops := "", "", ""
+		label := fmt.Sprint(c)
+		if w.via != "" {
+			label = fmt.Sprintf("%d via %s", c, w.via)
+		}
 		if c == 1 {
 			t50, m50 = "<= etcd", yesno(h.P50 <= e.P50 && h.OK > 0)
 		}
@@ -463,15 +485,15 @@ func (rep *report) markdown() string {
 			t99, m99 = "<= etcd", yesno(h.P99 <= e.P99 && h.OK > 0)
 			tops, mops = ">= 1.5x etcd", yesno(h.OpsPerSec() >= 1.5*e.OpsPerSec())
 		}
-		fmt.Fprintf(&b, "| %d | p50 | %s | %s | %s | %s | %s | %s | %s |\n", c, ms(h.P50), ms(g.P50), ms(e.P50), ratio(float64(h.P50), float64(e.P50)), ratio(float64(g.P50), float64(e.P50)), t50, m50)
-		fmt.Fprintf(&b, "| %d | p99 | %s | %s | %s | %s | %s | %s | %s |\n", c, ms(h.P99), ms(g.P99), ms(e.P99), ratio(float64(h.P99), float64(e.P99)), ratio(float64(g.P99), float64(e.P99)), t99, m99)
-		fmt.Fprintf(&b, "| %d | ops/s | %.0f | %.0f | %.0f | %s | %s | %s | %s |\n", c, h.OpsPerSec(), g.OpsPerSec(), e.OpsPerSec(), ratio(h.OpsPerSec(), e.OpsPerSec()), ratio(g.OpsPerSec(), e.OpsPerSec()), tops, mops)
+		fmt.Fprintf(&b, "| %s | p50 | %s | %s | %s | %s | %s | %s | %s |\n", label, ms(h.P50), ms(g.P50), ms(e.P50), ratio(float64(h.P50), float64(e.P50)), ratio(float64(g.P50), float64(e.P50)), t50, m50)
+		fmt.Fprintf(&b, "| %s | p99 | %s | %s | %s | %s | %s | %s | %s |\n", label, ms(h.P99), ms(g.P99), ms(e.P99), ratio(float64(h.P99), float64(e.P99)), ratio(float64(g.P99), float64(e.P99)), t99, m99)
+		fmt.Fprintf(&b, "| %s | ops/s | %.0f | %.0f | %.0f | %s | %s | %s | %s |\n", label, h.OpsPerSec(), g.OpsPerSec(), e.OpsPerSec(), ratio(h.OpsPerSec(), e.OpsPerSec()), ratio(g.OpsPerSec(), e.OpsPerSec()), tops, mops)
 		ptarget, pmet := "", ""
 		if c == rep.Clients[len(rep.Clients)-1] {
 			ptarget, pmet = "< 256 MiB", yesno(h.PeakRSS > 0 && h.PeakRSS < 256<<20)
 		}
-		fmt.Fprintf(&b, "| %d | peak RSS, one server process | %s | n/a (in-process) | %s | %s | | %s | %s |\n", c, mib(h.PeakRSS), mib(e.PeakRSS), ratio(float64(h.PeakRSS), float64(e.PeakRSS)), ptarget, pmet)
-		fmt.Fprintf(&b, "| %d | ok / errors / 202 pending | %d / %d / %d | %d / %d / - | %d / %d / - | | | | |\n", c, h.OK, h.Errors, h.Pending, g.OK, g.Errors, e.OK, e.Errors)
+		fmt.Fprintf(&b, "| %s | peak RSS, one server process | %s | n/a (in-process) | %s | %s | | %s | %s |\n", label, mib(h.PeakRSS), mib(e.PeakRSS), ratio(float64(h.PeakRSS), float64(e.PeakRSS)), ptarget, pmet)
+		fmt.Fprintf(&b, "| %s | ok / errors / 202 pending | %d / %d / %d | %d / %d / - | %d / %d / - | | | | |\n", label, h.OK, h.Errors, h.Pending, g.OK, g.Errors, e.OK, e.Errors)
 	}
 	fmt.Fprintf(&b, "\nCase creations (one per %d events, run before an op's clock starts, not counted in ops/s): HTTP %d, Go API %d.\n", eventsPerCase, rep.creates[0], rep.creates[1])
 	for _, set := range [][]loadResult{rep.http, rep.goap, rep.etcd} {

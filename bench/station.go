@@ -344,15 +344,15 @@ type httpClientState struct {
 }
 
 // httpWorkload returns the ops of client w posting case events through
-// node w%3's HTTP API. prepare opens a new case (one per eventsPerCase
-// events); it runs before the clock of an op starts, so latencies are those
-// of event POSTs only.
-func (s *station) httpWorkload(clients int, creates *atomic.Int64) (prepareFunc, opFunc) {
+// node (first+w)%3's HTTP API. prepare opens a new case (one per
+// eventsPerCase events); it runs before the clock of an op starts, so
+// latencies are those of event POSTs only.
+func (s *station) httpWorkload(clients, first int, creates *atomic.Int64) (prepareFunc, opFunc) {
 	hc := newHTTPClient(clients)
 	st := make([]httpClientState, clients)
 	run := time.Now().UnixNano()
 	prepare := func(ctx context.Context, w int) error {
-		n := s.nodes[w%len(s.nodes)]
+		n := s.nodes[(first+w)%len(s.nodes)]
 		cs := &st[w]
 		if cs.caseID != "" && cs.n < eventsPerCase {
 			return nil
@@ -367,7 +367,7 @@ func (s *station) httpWorkload(clients int, creates *atomic.Int64) (prepareFunc,
 		return nil
 	}
 	op := func(ctx context.Context, w int) (bool, error) {
-		return postEvent(ctx, hc, s.nodes[w%len(s.nodes)].url, &st[w])
+		return postEvent(ctx, hc, s.nodes[(first+w)%len(s.nodes)].url, &st[w])
 	}
 	return prepare, op
 }

@@ -49,7 +49,14 @@ func runTransportSection(rep *report, root string, smoke bool) {
 		}
 		var creates atomic.Int64
 		for _, n := range res.clients {
-			prep, op := c.workload(n, &creates)
+			first := 0
+			if n == 1 { // one client writes through the leader on both sides
+				if first, err = c.leaderIndex(); err != nil {
+					rep.fail("transport %s: %v", name, err)
+					break
+				}
+			}
+			prep, op := c.workload(n, first, &creates)
 			r := runLoad("stationsync raft/"+name, n, rep.Warmup, rep.Dur, prep, op)
 			fmt.Println("bench:", r)
 			if r.OK == 0 {
@@ -72,8 +79,8 @@ func transportMarkdown(rep *report) string {
 	fmt.Fprintf(&b, "Case-event writes through replication.Node.Submit on 3 in-process nodes (loopback, fsync on, ~1 KiB), the Go-API workload, %v warm-up then %v measured per row; the only difference is raft's transport (forwarding, probes, feeds stay on QUIC). TCP: raft.NewTCPTransport, plain TCP, no TLS.\n\n", rep.Warmup, rep.Dur)
 	b.WriteString("| metric | stationsync QUIC | hashicorp TCP | QUIC / TCP | target | met |\n|---|---|---|---|---|---|\n")
 	for _, c := range res.clients {
-		q, okq := find(res.quic, c)
-		t, okt := find(res.tcp, c)
+		q, okq := find(res.quic, c, "")
+		t, okt := find(res.tcp, c, "")
 		if !okq || !okt {
 			fmt.Fprintf(&b, "| %d clients | not measured (failed) | | | | |\n", c)
 			continue
