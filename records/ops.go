@@ -44,6 +44,11 @@ type Change struct {
 	Kind string          `json:"kind"` // item | case | event | evaluation | workorder | workorder_event
 	Key  string          `json:"key"`  // item code, case id or work order id
 	Data json.RawMessage `json:"data"`
+	// Stored is the store key whose value is exactly Data, when Data is a
+	// record written once and never changed (an event): the change feed
+	// then refers to that key instead of keeping a second copy. "" when
+	// Data lives only in the change.
+	Stored string `json:"-"`
 }
 
 // State is the read-write view of the store an op is applied to. Get
@@ -339,7 +344,7 @@ func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
 	if err := st.Set(prefixEvent+ev.ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", ev.ID, err)
 	}
-	ch := Change{Kind: "event", Key: h.ID, Data: data}
+	ch := Change{Kind: "event", Key: h.ID, Data: data, Stored: eventKey(h.ID, ev)}
 	if refused != nil {
 		ev.Conflict = true
 		if ch, err = change("event", h.ID, ev); err != nil {

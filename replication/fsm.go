@@ -33,10 +33,16 @@ type FeedChange struct {
 	Seq   uint64 `json:"seq"`
 	Index uint64 `json:"index"` // raft index it was committed at
 	records.Change
+	// Ref, as stored: the state key holding Data (records.Change.Stored),
+	// which Feed reads in its place. Never set in a FeedPage.
+	Ref string `json:"ref,omitempty"`
 }
 
 // encodeFeedChange encodes FeedChange{seq, index, ch} as json.Marshal
-// would, without compacting ch.Data again (records encoded it).
+// would, without compacting ch.Data again (records encoded it). A change
+// whose data is stored under its own key (an event: ~1 KiB, written once)
+// keeps only that key: the feed is a second copy of every event otherwise,
+// a third of what a case event writes to the state store.
 func encodeFeedChange(seq, index uint64, ch records.Change) ([]byte, error) {
 	kind, err := json.Marshal(ch.Kind)
 	if err != nil {
@@ -45,6 +51,13 @@ func encodeFeedChange(seq, index uint64, ch records.Change) ([]byte, error) {
 	key, err := json.Marshal(ch.Key)
 	if err != nil {
 		return nil, err
+	}
+	if ch.Stored != "" {
+		ref, err := json.Marshal(ch.Stored)
+		if err != nil {
+			return nil, err
+		}
+		return fmt.Appendf(nil, `{"seq":%d,"index":%d,"kind":%s,"key":%s,"data":null,"ref":%s}`, seq, index, kind, key, ref), nil
 	}
 	data := []byte(ch.Data)
 	if len(data) == 0 {

@@ -223,7 +223,7 @@ func (n *Node) Open() (err error) {
 	// raft restores the snapshot first (see NoSnapshotRestoreOnStart
 	// below).
 	stateDir := filepath.Join(n.cfg.DataDir, "state")
-	stateOpts := logstore.Options(stateDir, false, n.logger)
+	stateOpts := logstore.ForState(logstore.Options(stateDir, false, n.logger))
 	if n.cfg.StateOptions != nil {
 		stateOpts = n.cfg.StateOptions(stateOpts)
 	}
@@ -472,6 +472,16 @@ func (n *Node) Feed(since uint64, limit int) (FeedPage, error) {
 			var fc FeedChange
 			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &fc) }); err != nil {
 				return fmt.Errorf("read feed: %w", err)
+			}
+			if fc.Ref != "" {
+				data, err := getBytes(txn, []byte(fc.Ref))
+				if err != nil {
+					return fmt.Errorf("read feed change %d: %w", fc.Seq, err)
+				}
+				if data == nil {
+					return fmt.Errorf("read feed change %d: the record it refers to (%q) is not in the store", fc.Seq, fc.Ref)
+				}
+				fc.Data, fc.Ref = data, ""
 			}
 			page.Changes = append(page.Changes, fc)
 			page.Next = fc.Seq

@@ -72,6 +72,21 @@ func Options(dir string, sync bool, logger *slog.Logger) badger.Options {
 		WithMetricsEnabled(false)
 }
 
+// ForState resizes Options for a node's state store (the FSM's records),
+// which takes the bulk of a station's writes (an event writes its record,
+// its case's head and a feed change): 8 MiB memtables, 4 MiB base tables
+// and a 32 MiB base level instead of 4, 1 and 8 MiB. Every new table is
+// msynced, and with 1 MiB tables a follower catching up on 100,000 events
+// spent 16 % of the CPU in msync and its FSM waited on compaction: the
+// catch-up took 12.2 s, 9.5 s with these sizes (bench catchup section).
+// About 8 MiB more memtable and 6 MiB more table-builder memory under load.
+func ForState(o badger.Options) badger.Options {
+	return o.
+		WithMemTableSize(8 << 20).
+		WithBaseTableSize(4 << 20).
+		WithBaseLevelSize(32 << 20)
+}
+
 // ForDistrict resizes Options for the district center's state store,
 // which holds every station's records and takes them in bulk: 32 MiB
 // memtables, 4 MiB base tables, a 64 MiB base level, L0 compacted from

@@ -618,8 +618,11 @@ func TestGetLogUnknownFormat(t *testing.T) {
 
 func TestOptionsStaySmall(t *testing.T) {
 	dir := t.TempDir()
-	for _, sync := range []bool{false, true} {
+	for i, sync := range []bool{false, true, false} {
 		o := Options(dir, sync, nil)
+		if i == 2 { // a station's state store
+			o = ForState(o)
+		}
 		if o.MemTableSize > 16<<20 {
 			t.Errorf("MemTableSize = %d, want <= 16 MiB", o.MemTableSize)
 		}
