@@ -11,7 +11,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/stationsync/stationsync/records"
-	"github.com/stationsync/stationsync/replication/logstore"
 )
 
 // An event's feed change refers to the event's own key instead of keeping
@@ -19,23 +18,9 @@ import (
 // the same as before. A feed change whose record is gone is an error that
 // names it, not a change without data.
 func TestFeedRefersToStoredEvents(t *testing.T) {
-	db, err := badger.Open(logstore.Options(t.TempDir(), false, testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	f, err := newFSM(db, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, f := newTestFSM(t)
 	n := &Node{stateDB: db, fsm: f}
-	entry := func(index uint64, ops ...records.Op) *raft.Log {
-		data, err := encodeEnvelope(envelope{Ops: ops})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
-	}
+	entry := func(index uint64, ops ...records.Op) *raft.Log { return testEntry(t, index, ops...) }
 	it := records.Item{Code: "XC-L-0001", Name: "企业开办", Type: records.ItemType{Code: "20"}, Origin: records.OriginLocal}
 	f.ApplyBatch([]*raft.Log{entry(1, records.Op{Kind: records.OpPutItem, Item: &it}, newCase("c-1"))})
 	note := strings.Repeat("材料", 300) // ~1.8 KiB
@@ -48,7 +33,7 @@ func TestFeedRefersToStoredEvents(t *testing.T) {
 	}
 	seq := f.seq.Load()
 	var raw []byte
-	if err := db.View(func(txn *badger.Txn) error {
+	if err := db.View(func(txn *badger.Txn) (err error) {
 		raw, err = getBytes(txn, feedKey(seq))
 		return err
 	}); err != nil {

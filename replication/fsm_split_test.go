@@ -19,23 +19,8 @@ import (
 // stays gapless, and applying the entry again (a restart before the last
 // group) changes nothing.
 func TestEntryTooBigForOneTransactionIsSplit(t *testing.T) {
-	dir := t.TempDir()
-	db, err := badger.Open(logstore.Options(dir, false, testLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	f, err := newFSM(db, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := func(index uint64, ops []records.Op) *raft.Log {
-		data, err := encodeEnvelope(envelope{Ops: ops})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
-	}
+	_, f := newTestFSM(t)
+	entry := func(index uint64, ops []records.Op) *raft.Log { return testEntry(t, index, ops...) }
 	it := records.Item{Code: "XC-L-0001", Name: "企业开办", Type: records.ItemType{Code: "20"}, Origin: records.OriginLocal}
 	setup := []records.Op{{Kind: records.OpPutItem, Item: &it}}
 	const cases = 120
@@ -77,4 +62,30 @@ func TestEntryTooBigForOneTransactionIsSplit(t *testing.T) {
 	if f.seq.Load() != seqBefore+cases {
 		t.Fatalf("feed grew on the repeat: %d", f.seq.Load())
 	}
+}
+
+// newTestFSM opens an FSM on a fresh state store (closed when the test
+// ends).
+func newTestFSM(t *testing.T) (*badger.DB, *fsm) {
+	t.Helper()
+	db, err := badger.Open(logstore.Options(t.TempDir(), false, testLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f, err := newFSM(db, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, f
+}
+
+// testEntry is a raft command entry of ops at index.
+func testEntry(t *testing.T, index uint64, ops ...records.Op) *raft.Log {
+	t.Helper()
+	data, err := encodeEnvelope(envelope{Ops: ops})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
 }
