@@ -67,6 +67,11 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration // default 250ms
 	CommitTimeout      time.Duration // default 500ms: a fallback; followers learn of commits at once (kickCommit)
 	SnapshotInterval   time.Duration // default 2m
+	// SnapshotAfterStart: how long after raft starts (Open, ResumeWrites)
+	// the node checks whether its log needs a snapshot (snapshotIfBehind),
+	// default 30s. Not at once: a PC that was off catches up first (a
+	// snapshot writes the whole state, and would compete with it).
+	SnapshotAfterStart time.Duration
 	SnapshotThreshold  uint64        // default 8192 entries
 	TrailingLogs       uint64        // default 10240 entries
 	// ApplyTimeout bounds one write end to end (default 10s).
@@ -107,6 +112,7 @@ func (c *Config) setDefaults() {
 	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
 	def(&c.CommitTimeout, 500*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
+	def(&c.SnapshotAfterStart, 30*time.Second)
 	def(&c.ApplyTimeout, 10*time.Second)
 	def(&c.BootstrapWindow, 30*time.Second)
 	def(&c.OutboxAfter, 2*time.Second)
@@ -365,12 +371,6 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 	n.raftp.Store(newRaftRun(r, n.raftNet))
 	return nil
 }
-
-// snapshotAfterStart: how long after raft starts (Open, ResumeWrites)
-// the node checks whether its log needs a snapshot (snapshotIfBehind).
-// Not at once: a PC that was off catches up first (a snapshot writes the
-// whole state, and would compete with it).
-var snapshotAfterStart = 30 * time.Second
 
 // snapshotIfBehind takes a snapshot when the log the run started with
 // held SnapshotThreshold entries or more after the last snapshot (what
@@ -678,7 +678,7 @@ func (n *Node) runMonitor() {
 		if tick++; tick%probeEvery == 0 {
 			n.probeMembers()
 		}
-		if rr := n.run(); time.Since(rr.started) >= snapshotAfterStart && rr.snapChecked.CompareAndSwap(false, true) {
+		if rr := n.run(); time.Since(rr.started) >= n.cfg.SnapshotAfterStart && rr.snapChecked.CompareAndSwap(false, true) {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()

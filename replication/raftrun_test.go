@@ -75,10 +75,9 @@ func TestRaftTransportDoesNotPipeline(t *testing.T) {
 // a PC restarted more often than that would otherwise never snapshot,
 // and every start would read its whole log.
 func TestSnapshotSoonAfterRestart(t *testing.T) {
-	old := snapshotAfterStart
-	snapshotAfterStart = 200 * time.Millisecond
-	defer func() { snapshotAfterStart = old }()
+	const after = 200 * time.Millisecond
 	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.SnapshotAfterStart = after // the test's nodes still run after it returns: a Config field, not a package variable
 		cfg.SnapshotInterval = time.Hour // raft's own check never comes in this test
 		cfg.SnapshotThreshold = 64
 	})
@@ -94,7 +93,7 @@ func TestSnapshotSoonAfterRestart(t *testing.T) {
 	}
 	c.stop(victim)
 	c.start(victim)
-	time.Sleep(snapshotAfterStart + 2*time.Second)
+	time.Sleep(after + 2*time.Second)
 	if metas, _ := c.nodes[victim].n.snapshots.List(); len(metas) != 0 {
 		t.Fatalf("a snapshot was taken below the threshold, at %d", metas[0].Index)
 	}
