@@ -72,8 +72,8 @@ type Config struct {
 	// default 30s. Not at once: a PC that was off catches up first (a
 	// snapshot writes the whole state, and would compete with it).
 	SnapshotAfterStart time.Duration
-	SnapshotThreshold  uint64        // default 8192 entries
-	TrailingLogs       uint64        // default 10240 entries
+	SnapshotThreshold  uint64 // default 8192 entries
+	TrailingLogs       uint64 // default 10240 entries
 	// ApplyTimeout bounds one write end to end (default 10s).
 	ApplyTimeout time.Duration
 	// OutboxAfter: a case write not committed through a leader within it

@@ -77,7 +77,7 @@ func TestRaftTransportDoesNotPipeline(t *testing.T) {
 func TestSnapshotSoonAfterRestart(t *testing.T) {
 	const after = 200 * time.Millisecond
 	c := newTestCluster(t, 3, func(cfg *Config) {
-		cfg.SnapshotAfterStart = after // the test's nodes still run after it returns: a Config field, not a package variable
+		cfg.SnapshotAfterStart = after   // the test's nodes still run after it returns: a Config field, not a package variable
 		cfg.SnapshotInterval = time.Hour // raft's own check never comes in this test
 		cfg.SnapshotThreshold = 64
 	})
