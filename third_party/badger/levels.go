@@ -38,6 +38,21 @@ type levelsController struct {
 	kv     *DB
 
 	cstatus compactStatus
+
+	// kicks wakes the compactors (one channel each, buffered 1) when a
+	// table is added to L0, so they need not poll often (stationsync
+	// patch, see third_party/badger/PATCHES.md).
+	kicks []chan struct{}
+}
+
+// kickCompactors tells every compactor that L0 got a table.
+func (s *levelsController) kickCompactors() {
+	for _, k := range s.kicks {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // revertToManifest checks that all necessary table files exist and removes all table files not
@@ -72,6 +87,9 @@ func newLevelsController(db *DB, mf *Manifest) (*levelsController, error) {
 		levels: make([]*levelHandler, db.opt.MaxLevels),
 	}
 	s.cstatus.tables = make(map[uint64]struct{})
+	for i := 0; i < db.opt.NumCompactors; i++ {
+		s.kicks = append(s.kicks, make(chan struct{}, 1))
+	}
 	s.cstatus.levels = make([]*levelCompactStatus, db.opt.MaxLevels)
 
 	for i := 0; i < db.opt.MaxLevels; i++ {
@@ -538,23 +556,40 @@ func (s *levelsController) runCompactor(id int, lc *z.Closer) {
 		run(p)
 
 	}
-	count := 0
-	ticker := time.NewTicker(50 * time.Millisecond)
-	defer ticker.Stop()
+	// stationsync patch: upstream wakes every compactor every 50ms for good,
+	// 20 wakeups a second per compactor even when the DB is idle (most of an
+	// idle node's CPU). Here a compactor runs again 50ms after a compaction
+	// that did work, at once when L0 gets a table (kickCompactors), and
+	// otherwise once a second.
+	const busyTick, idleTick = 50 * time.Millisecond, time.Second
+	lastLmax := time.Now()
+	timer := time.NewTimer(busyTick)
+	defer timer.Stop()
+	var kick chan struct{}
+	if id < len(s.kicks) {
+		kick = s.kicks[id]
+	}
 	for {
 		select {
-		// Can add a done channel or other stuff.
-		case <-ticker.C:
-			count++
-			// Each ticker is 50ms so 50*200=10seconds.
-			if s.kv.opt.LmaxCompaction && id == 2 && count >= 200 {
-				tryLmaxToLmaxCompaction()
-				count = 0
-			} else {
-				runOnce()
-			}
+		case <-timer.C:
+		case <-kick:
+			timer.Stop()
 		case <-lc.HasBeenClosed():
 			return
+		}
+		var worked bool
+		// Upstream: every 200 ticks of 50ms, i.e. 10 seconds.
+		if s.kv.opt.LmaxCompaction && id == 2 && time.Since(lastLmax) >= 10*time.Second {
+			tryLmaxToLmaxCompaction()
+			lastLmax = time.Now()
+			worked = true
+		} else {
+			worked = runOnce()
+		}
+		if worked {
+			timer.Reset(busyTick)
+		} else {
+			timer.Reset(idleTick)
 		}
 	}
 }
@@ -1676,6 +1711,7 @@ func (s *levelsController) addLevel0Table(t *table.Table) error {
 			break
 		}
 		stalled = true
+		s.kickCompactors()
 		// cond.Wait atomically releases l0's write lock and re-acquires it on
 		// wake. Spurious wakeups are safe because we re-check the predicate in
 		// this loop. Wakeups arrive via signalL0Drained() on compaction progress
@@ -1691,6 +1727,7 @@ func (s *levelsController) addLevel0Table(t *table.Table) error {
 	}
 	l0.addLevel0TableLocked(t)
 	l0.Unlock()
+	s.kickCompactors()
 
 	return nil
 }
