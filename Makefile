@@ -24,7 +24,7 @@ test: ## run every test with the race detector, then each fuzz target briefly
 	$(MAKE) --no-print-directory fuzz-short
 	cd bench && $(GO) run . -smoke
 
-bench: ## stationsync vs etcd v3.7 on this machine (3 nodes each on loopback; about 45 minutes, -only/-skip NAME for single sections): results in bench/results.md, see BENCHMARKS.md
+bench: ## stationsync vs etcd v3.7 on this machine (3 nodes each on loopback; about 30 minutes, -only/-skip NAME for single sections): results in bench/results.md, see BENCHMARKS.md
 	cd bench && $(GO) run . -out results.md -cpuprofile goapi-cpu.pprof
 
 CHAOS_DURATION ?= 30m
