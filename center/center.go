@@ -53,6 +53,10 @@ type Center struct {
 	mu    sync.Mutex
 	state map[string]*pullState // by station id
 
+	// digestSlot (capacity 1): one station's digests are computed at a
+	// time, center-wide (verify).
+	digestSlot chan struct{}
+
 	mirror   mirrorState
 	settings records.Settings // for every station: work-order due time, holiday calendar
 
@@ -65,7 +69,8 @@ type Center struct {
 
 // New returns the center's extension for daemon.WithExtension.
 func New() *Center {
-	c := &Center{state: map[string]*pullState{}, ready: make(chan struct{}), stop: make(chan struct{}), logger: slog.New(slog.DiscardHandler)}
+	c := &Center{state: map[string]*pullState{}, ready: make(chan struct{}), stop: make(chan struct{}), logger: slog.New(slog.DiscardHandler),
+		digestSlot: make(chan struct{}, 1)}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	return c
 }
