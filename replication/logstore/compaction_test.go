@@ -19,12 +19,7 @@ import (
 // L0 are compacted out of it (the compactors are woken by the new tables,
 // not only by their once-a-second timer), and everything stays readable.
 func TestCompactionFollowsFlushes(t *testing.T) {
-	dir := t.TempDir()
-	db, err := badger.Open(Options(dir, false, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t, false)
 	const n, size = 24 << 10, 1 << 10 // 24 MiB: six memtables of 4 MiB
 	val := make([]byte, size)
 	for i := 0; i < n; i += 256 {
@@ -57,7 +52,7 @@ func TestCompactionFollowsFlushes(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	err = db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) error {
 		for _, i := range []int{0, n / 2, n - 1} {
 			if _, err := txn.Get(fmt.Appendf(nil, "k%08d", i)); err != nil {
 				return fmt.Errorf("key %d: %w", i, err)
@@ -78,13 +73,8 @@ func TestCompactionFollowsFlushes(t *testing.T) {
 // second (12 wakeups, 1-2 samples) and the rest of badger (cache and
 // size tickers) about as often.
 func TestIdleStoreSleeps(t *testing.T) {
-	for i := range 2 {
-		db, err := badger.Open(Options(t.TempDir(), i == 0, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-	}
+	openTestDB(t, true)                 // raft log
+	openTestDB(t, false)                // state
 	time.Sleep(1500 * time.Millisecond) // compactors start after up to 1 s
 	const window = 3 * time.Second
 	before := wakeups()

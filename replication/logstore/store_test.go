@@ -30,6 +30,18 @@ func openTest(t testing.TB) (*Store, string) {
 	return s, dir
 }
 
+// openTestDB opens a bare badger DB with [Options] in a fresh temporary
+// directory and closes it when the test ends.
+func openTestDB(t testing.TB, sync bool) *badger.DB {
+	t.Helper()
+	db, err := badger.Open(Options(t.TempDir(), sync, nil))
+	if err != nil {
+		t.Fatalf("badger.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // reopen closes s and opens the same directory again.
 func reopen(t *testing.T, s *Store, dir string) *Store {
 	t.Helper()
@@ -686,12 +698,7 @@ func TestBadgerLogger(t *testing.T) {
 }
 
 func TestGCStop(t *testing.T) {
-	dir := t.TempDir()
-	db, err := badger.Open(Options(dir, false, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t, false)
 	for i := range 100 {
 		err := db.Update(func(txn *badger.Txn) error {
 			return txn.Set([]byte("k"), bytes.Repeat([]byte{byte(i)}, 100<<10))
