@@ -63,7 +63,7 @@ func (d *Daemon) runIdleTrim() {
 	procs.start()
 	var s idleState
 	defer func() { procs.stop(s.idle) }()
-	s.observe(d.node.Status().AppliedIndex, time.Now()) // idle from start on
+	s.observe(d.node.AppliedIndex(), time.Now()) // idle from start on
 	t := time.NewTimer(idleCheck)
 	defer t.Stop()
 	for {
@@ -72,7 +72,7 @@ func (d *Daemon) runIdleTrim() {
 			return
 		case <-t.C:
 		}
-		enter, leave := s.observe(d.node.Status().AppliedIndex, time.Now())
+		enter, leave := s.observe(d.node.AppliedIndex(), time.Now())
 		switch {
 		case enter:
 			procs.idle()

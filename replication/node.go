@@ -568,13 +568,23 @@ func (n *Node) onlyUnseenEntries(from, to, limit uint64) bool {
 	return true
 }
 
+// AppliedIndex is Status().AppliedIndex without the rest of Status (raft's
+// stats and configuration, which wake raft's main loop): cheap to poll.
+func (n *Node) AppliedIndex() uint64 {
+	applied := n.fsm.applied.Load()
+	if n.r() == nil {
+		return applied
+	}
+	return n.appliedIndex(applied)
+}
+
 // Status reports the node's replication state.
 func (n *Node) Status() Status {
 	st := Status{
 		Node:           n.cfg.NodeID,
 		Station:        n.cfg.Station,
 		Address:        n.tr.AdvertiseAddr(),
-		AppliedIndex:   n.fsm.applied.Load(),
+		AppliedIndex:   n.AppliedIndex(),
 		ClusterID:      n.fsm.clusterID.Load().(string),
 		Seq:            n.fsm.seq.Load(),
 		EntriesApplied: n.fsm.entriesApplied.Load(),
@@ -589,7 +599,6 @@ func (n *Node) Status() Status {
 		return st
 	}
 	st.State = stateName(n.r().State())
-	st.AppliedIndex = n.appliedIndex(st.AppliedIndex)
 	addr, id := n.r().LeaderWithID()
 	st.Leader, st.LeaderAddress = string(id), string(addr)
 	stats := n.r().Stats()
