@@ -1,8 +1,10 @@
 package records
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -49,14 +51,103 @@ func eventKey(caseID string, ev Event) string {
 	return eventsPrefix(caseID) + string(ev.HLC) + ev.ID
 }
 
+// HeadCache keeps the case heads stored during one transaction, decoded,
+// so that a batch of events on one case (a clerk's steps, a follower
+// applying a raft entry of many) decodes the case's head once instead of
+// once per event. A State offers it by implementing HeadCacher; it must
+// start empty with each transaction and be dropped with it.
+//
+// A kept head is used only while the bytes under its key are still the
+// ones it was stored as (compared on every load), so a write to the key
+// by any other path simply misses; and it is handed out once (the loader
+// may change it), then kept again when the head is stored.
+type HeadCache struct {
+	m    map[string]cachedHead
+	hits int // heads handed out again (tests)
+}
+
+type cachedHead struct {
+	stored []byte
+	head   caseHead
+}
+
+// maxCachedHeads bounds a HeadCache: a transaction touching more cases
+// than this starts over (a batch is a few hundred ops at most).
+const maxCachedHeads = 1024
+
+// NewHeadCache returns an empty cache for one transaction.
+func NewHeadCache() *HeadCache { return &HeadCache{m: map[string]cachedHead{}} }
+
+// HeadCacher is a State that keeps decoded case heads (HeadCache).
+type HeadCacher interface{ HeadCache() *HeadCache }
+
+func headCacheOf(st any) *HeadCache {
+	if hc, ok := st.(HeadCacher); ok {
+		return hc.HeadCache()
+	}
+	return nil
+}
+
+// take returns the head kept for key if b is what it was stored as, and
+// forgets it.
+func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
+	e, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	delete(c.m, key)
+	if !bytes.Equal(e.stored, b) {
+		return nil, false
+	}
+	c.hits++
+	h := e.head
+	return &h, true
+}
+
+// keep remembers head h (as stored: no events) stored as b under key. It
+// keeps a copy whose slices and pointers h does not share, since the
+// caller may go on changing h.
+func (c *HeadCache) keep(key string, b []byte, h caseHead) {
+	if len(c.m) >= maxCachedHeads {
+		clear(c.m)
+	}
+	h.Evaluations = slices.Clone(h.Evaluations)
+	if h.Limit != nil {
+		l := *h.Limit
+		h.Limit = &l
+	}
+	if h.Agent != nil {
+		a := *h.Agent
+		h.Agent = &a
+	}
+	c.m[key] = cachedHead{stored: b, head: h}
+}
+
 // loadHead reads the head of case id (nil if there is none).
 func loadHead(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead, error) {
 	if strings.Contains(id, eventSep) {
 		return nil, nil // an event's key, not a case id (ids hold no control characters)
 	}
+	key := caseKey(id)
+	b, err := st.Get(key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	if hc := headCacheOf(st); hc != nil {
+		if h, ok := hc.take(key, b); ok {
+			h.Case.accepted = h.Accepted
+			return h, nil
+		}
+	}
 	var h *caseHead
-	if err := getJSON(st, caseKey(id), &h); err != nil || h == nil {
-		return nil, err
+	if err := json.Unmarshal(b, &h); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", key, err)
+	}
+	if h == nil {
+		return nil, nil
 	}
 	if len(h.Events) > 0 {
 		h.legacy = true
@@ -95,9 +186,10 @@ func stored(ev Event) Event {
 	return ev
 }
 
-// putEvent stores one event of case id and returns it as stored.
+// putEvent stores one event of case id and returns it as stored. Its
+// data is valid JSON (checked when it was received).
 func putEvent(st State, id string, ev Event) ([]byte, error) {
-	b, err := json.Marshal(stored(ev))
+	b, err := encodeEvent(stored(ev))
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
@@ -120,8 +212,15 @@ func storeHead(st State, h *caseHead) error {
 	h.Accepted = h.Case.accepted
 	head := *h
 	head.Events = nil
-	_, err := setJSON(st, caseKey(h.ID), head)
-	return err
+	key := caseKey(h.ID)
+	b, err := setJSON(st, key, head)
+	if err != nil {
+		return err
+	}
+	if hc := headCacheOf(st); hc != nil {
+		hc.keep(key, b, head)
+	}
+	return nil
 }
 
 // step folds one more event, later than every event before it, into the

@@ -82,7 +82,18 @@ const (
 // untouched: every check happens before the first write. An offline op the
 // history refuses is kept as a conflict instead (conflicts.go).
 func Apply(st State, op Op) (any, []Change, error) {
-	v, changes, err := apply(st, op)
+	return applyOp(st, op, false)
+}
+
+// ApplyDecoded is Apply for an op decoded from JSON (a raft entry): the
+// raw JSON it holds (event data) is valid by construction, so it is not
+// scanned again.
+func ApplyDecoded(st State, op Op) (any, []Change, error) {
+	return applyOp(st, op, true)
+}
+
+func applyOp(st State, op Op, decoded bool) (any, []Change, error) {
+	v, changes, err := apply(st, op, decoded)
 	if err != nil {
 		de, ok := AsError(err)
 		if !op.Offline || !ok {
@@ -96,7 +107,7 @@ func Apply(st State, op Op) (any, []Change, error) {
 	return v, changes, nil
 }
 
-func apply(st State, op Op) (any, []Change, error) {
+func apply(st State, op Op, decoded bool) (any, []Change, error) {
 	switch op.Kind {
 	case OpPutItem:
 		if op.Item == nil {
@@ -112,7 +123,7 @@ func apply(st State, op Op) (any, []Change, error) {
 		if op.Event == nil {
 			return nil, nil, Invalid("event", "is required for %s", op.Kind)
 		}
-		return appendEvent(st, *op.Event, op.Offline)
+		return appendEvent(st, *op.Event, op.Offline, decoded)
 	case OpEvaluate:
 		if op.Evaluation == nil {
 			return nil, nil, Invalid("evaluation", "is required for %s", op.Kind)
@@ -241,6 +252,9 @@ func createCase(st State, c Case) (any, []Change, error) {
 	if len(c.Events) != 1 || c.Events[0].Type != EventReceived {
 		return nil, nil, Invalid("events", "a new case carries exactly its %q event", EventReceived)
 	}
+	if d := c.Events[0].Data; len(d) > 0 && !json.Valid(d) {
+		return nil, nil, Invalid("events[0].data", "is not valid JSON")
+	}
 	old, err := readCase(st, c.ID)
 	if err != nil {
 		return nil, nil, err
@@ -307,8 +321,8 @@ func loadCase(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead
 	return h, nil
 }
 
-func appendEvent(st State, ev Event, offline bool) (any, []Change, error) {
-	if err := ev.Validate(); err != nil {
+func appendEvent(st State, ev Event, offline, decoded bool) (any, []Change, error) {
+	if err := ev.validate(!decoded); err != nil {
 		return nil, nil, err
 	}
 	h, err := loadCase(st, ev.CaseID)
@@ -554,7 +568,11 @@ func PrepareWorkOrderEvent(ev *WorkOrderEvent, node string, at HLC) {
 }
 
 // Validate checks a lifecycle event as posted by a client.
-func (ev *Event) Validate() error {
+func (ev *Event) Validate() error { return ev.validate(true) }
+
+// validate is Validate, without the scan of the data when it was decoded
+// from JSON (checkData false).
+func (ev *Event) validate(checkData bool) error {
 	if ev.ID != "" && !validRecordID(ev.ID) {
 		return Invalid("id", "must be at most 64 characters without spaces, control characters or '/'")
 	}
@@ -570,7 +588,7 @@ func (ev *Event) Validate() error {
 	if len(ev.Data) > 16<<10 {
 		return Invalid("data", "is larger than 16 KiB")
 	}
-	if len(ev.Data) > 0 && !json.Valid(ev.Data) {
+	if checkData && len(ev.Data) > 0 && !json.Valid(ev.Data) {
 		return Invalid("data", "is not valid JSON")
 	}
 	return nil

@@ -1,0 +1,133 @@
+package records
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+)
+
+// encodeEvent encodes ev exactly as json.Marshal does. Every event a
+// station records is encoded once when it is stored, on the raft state
+// machine's single goroutine; json.Marshal scans and compacts the ~1 KiB
+// of data again there (json.RawMessage is a Marshaler, whose output is
+// always compacted). Data arrives compact (decoded from a raft entry that
+// json.Marshal wrote), so it is copied as it is when a single byte scan
+// shows compaction would not change it, and the other fields when they
+// need no escaping; anything else goes through json.Marshal.
+//
+// ev.Data must be valid JSON (Event.Validate checks it), as json.Marshal
+// would refuse it otherwise.
+func encodeEvent(ev Event) ([]byte, error) {
+	if b, ok := appendEventJSON(make([]byte, 0, len(ev.Data)+200), ev); ok {
+		return b, nil
+	}
+	return json.Marshal(ev)
+}
+
+// appendEventJSON appends ev as json.Marshal encodes it, or reports false
+// when a field needs what only json.Marshal does (escaping, compaction).
+func appendEventJSON(b []byte, ev Event) ([]byte, bool) {
+	ok := true
+	str := func(name, s string) {
+		if !ok {
+			return
+		}
+		b = append(b, name...)
+		b, ok = appendPlainString(b, s)
+	}
+	str(`{"id":`, ev.ID)
+	str(`,"case_id":`, ev.CaseID)
+	str(`,"type":`, ev.Type)
+	str(`,"actor":`, ev.Actor)
+	str(`,"hlc":`, string(ev.HLC))
+	if !ok {
+		return nil, false
+	}
+	at, err := ev.At.MarshalJSON()
+	if err != nil {
+		return nil, false // json.Marshal gives the error
+	}
+	b = append(append(b, `,"at":`...), at...)
+	if ev.Node != "" {
+		str(`,"node":`, ev.Node)
+	}
+	if len(ev.Data) > 0 {
+		if !compactAndSafe(ev.Data) {
+			return nil, false
+		}
+		b = append(append(b, `,"data":`...), ev.Data...)
+	}
+	if ev.Conflict {
+		b = append(b, `,"conflict":true`...)
+	}
+	if ev.Pending {
+		b = append(b, `,"pending":true`...)
+	}
+	return append(b, '}'), ok
+}
+
+// appendPlainString appends s quoted if json.Marshal writes it without
+// escapes: no control characters, quotes, backslashes, the HTML
+// characters it escapes (<, >, &), U+2028, U+2029 or invalid UTF-8.
+func appendPlainString(b []byte, s string) ([]byte, bool) {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return b, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	if !ascii && (!utf8.ValidString(s) || strings.ContainsRune(s, '\u2028') || strings.ContainsRune(s, '\u2029')) {
+		return b, false
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"'), true
+}
+
+// compactAndSafe reports whether json.Marshal would copy the valid JSON
+// value d unchanged: no whitespace outside strings and none of the
+// characters it escapes (<, >, &, U+2028, U+2029). It jumps from quote to
+// quote with bytes.IndexByte, since most of an event's data is the text
+// of its strings.
+func compactAndSafe(d []byte) bool {
+	if bytes.IndexByte(d, '<') >= 0 || bytes.IndexByte(d, '>') >= 0 || bytes.IndexByte(d, '&') >= 0 ||
+		bytes.Contains(d, lineSeparator) || bytes.Contains(d, paragraphSeparator) {
+		return false
+	}
+	for i := 0; i < len(d); {
+		switch d[i] {
+		case '"':
+			end := i + 1
+			for {
+				k := bytes.IndexByte(d[end:], '"')
+				if k < 0 {
+					return false // not valid JSON: json.Marshal says so
+				}
+				end += k
+				escapes := 0
+				for p := end - 1; p > i && d[p] == '\\'; p-- {
+					escapes++
+				}
+				if escapes%2 == 0 {
+					break // the closing quote
+				}
+				end++
+			}
+			i = end + 1
+		case ' ', '\t', '\n', '\r':
+			return false
+		default:
+			i++
+		}
+	}
+	return true
+}
+
+var (
+	lineSeparator      = []byte("\u2028")
+	paragraphSeparator = []byte("\u2029")
+)

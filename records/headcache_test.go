@@ -1,0 +1,110 @@
+package records
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// cachingState is a memState that keeps decoded heads, like the raft
+// state machine's transaction.
+type cachingState struct {
+	memState
+	heads *HeadCache
+}
+
+func (s cachingState) HeadCache() *HeadCache { return s.heads }
+
+// A run of random ops on a few cases (events the lifecycle refuses,
+// offline events kept as conflicts, evaluations, bad reviews with their
+// work orders, repeats) gives the same answers, changes and stored bytes
+// with a head cache as without, and the cache is used.
+func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
+	plain, clock := testStation(t)
+	cached := cachingState{memState: maps.Clone(plain), heads: NewHeadCache()}
+	rng := rand.New(rand.NewPCG(1, 2))
+	types := []string{EventAccepted, EventCorrectionRequested, EventSupplemented, EventPaused, EventResumed, EventCompleted, EventRejected, EventWithdrawn}
+	levels := []string{"非常满意", "满意", "基本满意", "不满意", "非常不满意"}
+	var cases []string
+	var last []Op
+	hits := 0
+	for i := range 3000 {
+		var op Op
+		switch r := rng.IntN(20); {
+		case r == 0 || len(cases) == 0:
+			id := fmt.Sprintf("c%d", len(cases))
+			c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+			if rng.IntN(2) == 0 {
+				c.ItemCode = "I1"
+				c.Agent = &Applicant{Kind: "person", Name: "李四"}
+			}
+			PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+			op, cases = Op{Kind: OpCreateCase, Case: &c}, append(cases, id)
+		case r == 1 && len(last) > 0:
+			op = last[rng.IntN(len(last))] // a retry
+		case r <= 3:
+			e := Evaluation{Level: levels[rng.IntN(len(levels))], Channel: 4, Attempt: 1 + rng.IntN(2)}
+			PrepareEvaluation(&e, cases[rng.IntN(len(cases))], "pc-2", clock.Now(), 15)
+			op = Op{Kind: OpEvaluate, Evaluation: &e}
+		default:
+			ev := Event{Type: types[rng.IntN(len(types))], Actor: "窗口 clerk", Data: json.RawMessage(fmt.Sprintf(`{"note":"第 %d 步 <ok>","n":%d}`, i, i))}
+			PrepareEvent(&ev, cases[rng.IntN(len(cases))], "pc-1", clock.Now())
+			op = Op{Kind: OpAppendEvent, Event: &ev, Offline: rng.IntN(4) == 0}
+		}
+		last = append(last, op)
+		v1, ch1, err1 := Apply(plain, op)
+		v2, ch2, err2 := Apply(cached, op)
+		a1, _ := json.Marshal([]any{v1, ch1, fmt.Sprint(err1)})
+		a2, _ := json.Marshal([]any{v2, ch2, fmt.Sprint(err2)})
+		if string(a1) != string(a2) {
+			t.Fatalf("op %d (%s): answers differ\nwithout cache: %s\nwith cache:    %s", i, op.Kind, a1, a2)
+		}
+		if rng.IntN(50) == 0 { // a new transaction
+			hits += cached.heads.hits
+			cached.heads = NewHeadCache()
+		}
+	}
+	hits += cached.heads.hits
+	if !reflect.DeepEqual(plain, cached.memState) {
+		for _, k := range slices.Sorted(maps.Keys(plain)) {
+			if string(plain[k]) != string(cached.memState[k]) {
+				t.Errorf("key %q:\nwithout cache: %s\nwith cache:    %s", k, plain[k], cached.memState[k])
+			}
+		}
+		t.Fatalf("stored state differs (%d vs %d keys)", len(plain), len(cached.memState))
+	}
+	if hits < 100 {
+		t.Fatalf("the cache handed out %d heads again in 3000 ops: it is not used", hits)
+	}
+
+	// A case created and given 16 steps in one transaction decodes its
+	// head never: each load takes the head the write before kept.
+	cached.heads = NewHeadCache()
+	c := Case{ID: "batch", ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+	PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+	if _, _, err := Apply(cached, Op{Kind: OpCreateCase, Case: &c}); err != nil {
+		t.Fatal(err)
+	}
+	for k := range 16 {
+		typ := EventAccepted
+		if k > 0 {
+			typ = []string{EventResumed, EventPaused}[k%2]
+		}
+		ev := Event{Type: typ, Actor: "clerk"}
+		PrepareEvent(&ev, "batch", "pc-1", clock.Now())
+		if _, _, err := Apply(cached, Op{Kind: OpAppendEvent, Event: &ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cached.heads.hits != 16 {
+		t.Fatalf("16 steps on a new case: %d heads from the cache, want 16", cached.heads.hits)
+	}
+	got, err := GetCase(cached, "batch")
+	if err != nil || len(got.Events) != 17 || got.State != EventPaused {
+		t.Fatalf("case after 16 steps: %v, %d events, state %s", err, len(got.Events), got.State)
+	}
+}
