@@ -128,29 +128,38 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return f.ApplyBatch([]*raft.Log{l})[0]
 }
 
-// ApplyBatch applies the entries raft committed together in one badger
-// transaction. If they do not fit one transaction it applies them again,
-// one transaction per entry (the discarded attempt wrote nothing, and
-// applying is deterministic), and an entry that does not fit alone in
-// groups of its ops (applySplit).
+// ApplyBatch applies the entries raft committed together, in as few
+// badger transactions as hold them: a transaction is committed before an
+// entry that would take it past half of badger's batch limit (a follower
+// catching up gets up to MaxAppendEntries entries of many events each,
+// several times what one transaction holds). If an entry still does not
+// fit, the entries of that transaction are applied again, one
+// transaction each (the discarded attempt wrote nothing, and applying is
+// deterministic), and an entry that does not fit alone in groups of its
+// ops (applySplit).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
-	out, err := f.applyBatchTxn(logs)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		out = out[:0]
-		for _, l := range logs {
-			r, err := f.applyBatchTxn([]*raft.Log{l})
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				r, err = f.applySplit(l)
+	out := make([]any, 0, len(logs))
+	decoded := decodeAhead(logs, f.applied.Load())
+	defer decoded.stop()
+	for from := 0; from < len(logs); {
+		r, n, err := f.applyBatchTxn(logs, from, decoded)
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			for _, l := range logs[from : from+n] {
+				r, _, err := f.applyBatchTxn([]*raft.Log{l}, 0, nil)
+				if errors.Is(err, badger.ErrTxnTooBig) {
+					r, err = f.applySplit(l)
+				}
+				if err != nil {
+					f.fatal(l.Index, err)
+				}
+				out = append(out, r...)
 			}
-			if err != nil {
-				f.fatal(l.Index, err)
-			}
+		} else if err != nil {
+			f.fatal(logs[from+n-1].Index, err)
+		} else {
 			out = append(out, r...)
 		}
-		return out
-	}
-	if err != nil {
-		f.fatal(logs[len(logs)-1].Index, err)
+		from += n
 	}
 	return out
 }
@@ -163,14 +172,29 @@ func (f *fsm) fatal(index uint64, err error) {
 	panic(fmt.Sprintf("stationsync: apply raft entry %d: %v", index, err))
 }
 
-func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
-	out := make([]any, len(logs))
+// applyBatchTxn applies entries of logs from index from on in one
+// transaction, and stops before an entry that would make it too big (not
+// before the first). It returns their results and how many entries it
+// took (also on an error: those it tried). decoded gives the entries'
+// envelopes (nil: decode here).
+func (f *fsm) applyBatchTxn(logs []*raft.Log, from int, decoded *entriesAhead) ([]any, int, error) {
+	if decoded == nil {
+		decoded = &entriesAhead{logs: logs}
+	}
 	txn := f.db.NewTransaction(true)
 	defer txn.Discard()
+	st := txnState{txn: txn, heads: records.NewHeadCache(), size: new(int64)}
+	budget := f.txnBudget()
 	applied, seq := f.applied.Load(), f.seq.Load()
 	clusterID := f.clusterID.Load().(string)
+	out := make([]any, 0, len(logs)-from)
 	n := 0
-	for i, l := range logs {
+	for i := from; i < len(logs); i++ {
+		l := logs[i]
+		if i > from && *st.size+entryWriteEstimate(l) > budget {
+			break // the next transaction starts with it
+		}
+		out = append(out, nil)
 		if l.Index <= applied {
 			continue // applied before a restart: never twice
 		}
@@ -179,48 +203,117 @@ func (f *fsm) applyBatchTxn(logs []*raft.Log) ([]any, error) {
 			continue
 		}
 		n++
-		env, err := decodeEnvelope(l.Data)
+		env, err := decoded.get(i)
 		if err != nil {
-			return nil, fmt.Errorf("entry %d: %w", l.Index, err)
+			return nil, len(out), fmt.Errorf("entry %d: %w", l.Index, err)
 		}
 		if env.Init != nil {
 			if clusterID == "" {
 				clusterID = env.Init.ClusterID
-				if err := txn.Set(keyClusterID, []byte(clusterID)); err != nil {
-					return nil, err
+				if err := st.Set(string(keyClusterID), []byte(clusterID)); err != nil {
+					return nil, len(out), err
 				}
 			}
 		}
-		results, err := f.applyOps(txn, env.Ops, l.Index, &seq)
+		results, err := f.applyOps(st, env.Ops, l.Index, &seq)
 		if err != nil {
-			return nil, err
+			return nil, len(out), err
 		}
-		out[i] = results
+		out[len(out)-1] = results
 	}
 	if err := txn.Set(keyApplied, u64(applied)); err != nil {
-		return nil, err
+		return nil, len(out), err
 	}
 	if err := txn.Set(keySeq, u64(seq)); err != nil {
-		return nil, err
+		return nil, len(out), err
 	}
 	if err := txn.Commit(); err != nil {
-		return nil, fmt.Errorf("commit entries up to %d: %w", applied, err)
+		return nil, len(out), fmt.Errorf("commit entries up to %d: %w", applied, err)
 	}
 	f.applied.Store(applied)
 	f.seq.Store(seq)
 	f.clusterID.Store(clusterID)
 	f.entriesApplied.Add(uint64(n))
 	f.notify()
-	return out, nil
+	return out, len(out), nil
 }
 
-// applyOps applies ops of the entry at index in txn, adding their feed
-// changes after *seq.
-func (f *fsm) applyOps(txn *badger.Txn, ops []records.Op, index uint64, seq *uint64) ([]Result, error) {
-	st := txnState{txn}
+// txnBudget is how many bytes (as badger counts them) the state machine
+// puts in one transaction: half of badger's limit (15 % of a memtable).
+func (f *fsm) txnBudget() int64 { return f.db.Opts().MemTableSize * 15 / 100 / 2 }
+
+// entryWriteEstimate is what applying l may add to a transaction: an
+// event's op is written about three times (the event, its case's head,
+// the feed's reference and the index keys), with room to spare.
+func entryWriteEstimate(l *raft.Log) int64 { return 4*int64(len(l.Data)) + 4<<10 }
+
+// entriesAhead decodes the command entries of a batch on a goroutine of
+// its own, in order, so that decoding the next entries overlaps applying
+// this one: a follower catching up applies batches of up to 64 entries
+// of many ops each, and decoding them is a third of its state machine's
+// work. A batch of one is decoded in place.
+type entriesAhead struct {
+	logs  []*raft.Log
+	envs  []envelope
+	errs  []error
+	ready chan int      // indexes into logs, in order, as they are decoded
+	quit  atomic.Bool   // stop decoding (the batch failed)
+	done  chan struct{} // closed when the goroutine has returned
+	next  int           // entries received from ready so far
+}
+
+// decodeAhead starts decoding the entries of logs after index applied.
+func decodeAhead(logs []*raft.Log, applied uint64) *entriesAhead {
+	d := &entriesAhead{logs: logs, envs: make([]envelope, len(logs)), errs: make([]error, len(logs))}
+	if len(logs) < 2 {
+		return d
+	}
+	d.ready, d.done = make(chan int, len(logs)), make(chan struct{})
+	go func() {
+		defer close(d.done)
+		for i, l := range logs {
+			if d.quit.Load() {
+				return
+			}
+			if l.Index > applied && l.Type == raft.LogCommand {
+				d.envs[i], d.errs[i] = decodeEnvelope(l.Data)
+			}
+			d.ready <- i // buffered for every entry: never blocks
+		}
+	}()
+	return d
+}
+
+// get returns the decoded envelope of logs[i]; i increases from call to
+// call.
+func (d *entriesAhead) get(i int) (envelope, error) {
+	if d.ready == nil {
+		return decodeEnvelope(d.logs[i].Data)
+	}
+	for d.next <= i {
+		<-d.ready
+		d.next++
+	}
+	env := d.envs[i]
+	d.envs[i] = envelope{} // applied once: let its ops go with it
+	return env, d.errs[i]
+}
+
+// stop ends the decoding goroutine and waits for it.
+func (d *entriesAhead) stop() {
+	if d.done == nil {
+		return
+	}
+	d.quit.Store(true)
+	<-d.done
+}
+
+// applyOps applies ops of the entry at index (decoded from it) in st's
+// transaction, adding their feed changes after *seq.
+func (f *fsm) applyOps(st txnState, ops []records.Op, index uint64, seq *uint64) ([]Result, error) {
 	results := make([]Result, len(ops))
 	for j, op := range ops {
-		value, changes, err := records.Apply(st, op)
+		value, changes, err := records.ApplyDecoded(st, op)
 		if err != nil {
 			de, ok := records.AsError(err)
 			if !ok {
@@ -240,7 +333,7 @@ func (f *fsm) applyOps(txn *badger.Txn, ops []records.Op, index uint64, seq *uin
 			if err != nil {
 				return nil, fmt.Errorf("entry %d op %d: encode feed change: %w", index, j, err)
 			}
-			if err := txn.Set(feedKey(*seq), fc); err != nil {
+			if err := st.set(feedKey(*seq), fc); err != nil {
 				return nil, err
 			}
 		}
@@ -256,7 +349,8 @@ func (f *fsm) applyOps(txn *badger.Txn, ops []records.Op, index uint64, seq *uin
 // ops already written are repeats.
 func (f *fsm) applySplit(l *raft.Log) ([]any, error) {
 	if l.Index <= f.applied.Load() || l.Type != raft.LogCommand {
-		return f.applyBatchTxn([]*raft.Log{l})
+		out, _, err := f.applyBatchTxn([]*raft.Log{l}, 0, nil)
+		return out, err
 	}
 	env, err := decodeEnvelope(l.Data)
 	if err != nil {
@@ -272,7 +366,7 @@ func (f *fsm) applySplit(l *raft.Log) ([]any, error) {
 		n := min(size, len(ops))
 		seq := f.seq.Load()
 		txn := f.db.NewTransaction(true)
-		r, err := f.applyOps(txn, ops[:n], l.Index, &seq)
+		r, err := f.applyOps(txnState{txn: txn, heads: records.NewHeadCache()}, ops[:n], l.Index, &seq)
 		last := n == len(ops)
 		if err == nil && clusterID != "" {
 			err = txn.Set(keyClusterID, []byte(clusterID))
@@ -435,13 +529,29 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// txnState adapts a badger transaction to records.State.
-type txnState struct{ txn *badger.Txn }
+// txnState adapts a badger transaction to records.State, with the case
+// heads decoded during the transaction (records.HeadCache): the events
+// of a batch on one case decode its head once.
+type txnState struct {
+	txn   *badger.Txn
+	heads *records.HeadCache
+	size  *int64 // bytes set so far, counted as badger does (nil: not counted)
+}
+
+func (s txnState) HeadCache() *records.HeadCache { return s.heads }
+
+// set sets key in the transaction, counting its size.
+func (s txnState) set(key, v []byte) error {
+	if s.size != nil {
+		*s.size += int64(len(key)+len(v)) + 12 // badger's estimate: + 2 meta bytes, + 10 per entry
+	}
+	return s.txn.Set(key, v)
+}
 
 func (s txnState) Get(key string) ([]byte, error) { return getBytes(s.txn, []byte(key)) }
-func (s txnState) Set(key string, v []byte) error { return s.txn.Set([]byte(key), v) }
+func (s txnState) Set(key string, v []byte) error { return s.set([]byte(key), v) }
 func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
-	return txnReader(s).Scan(prefix, after, fn)
+	return txnReader{s.txn}.Scan(prefix, after, fn)
 }
 
 // txnReader adapts a read-only transaction to records.Reader.

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -36,7 +37,7 @@ func TestEntryTooBigForOneTransactionIsSplit(t *testing.T) {
 		big = append(big, records.Op{Kind: records.OpAppendEvent, Event: &ev})
 	}
 	l := entry(2, big)
-	if _, err := f.applyBatchTxn([]*raft.Log{l}); err == nil {
+	if _, _, err := f.applyBatchTxn([]*raft.Log{l}, 0, nil); err == nil {
 		t.Fatal("the test entry fits one transaction: make it bigger")
 	}
 	seqBefore := f.seq.Load()
@@ -61,6 +62,77 @@ func TestEntryTooBigForOneTransactionIsSplit(t *testing.T) {
 	}
 	if f.seq.Load() != seqBefore+cases {
 		t.Fatalf("feed grew on the repeat: %d", f.seq.Load())
+	}
+}
+
+// A batch of entries that together hold more than one transaction (a
+// follower catching up gets up to MaxAppendEntries entries of 16 events
+// each) goes in transactions of several whole entries, none of which is
+// too big: no entry is applied twice, the results and the feed are those
+// of one entry at a time.
+func TestBatchIsCutIntoTransactionsThatFit(t *testing.T) {
+	_, f := newTestFSM(t)
+	it := records.Item{Code: "XC-L-0001", Name: "企业开办", Type: records.ItemType{Code: "20"}, Origin: records.OriginLocal}
+	const entries, perEntry = 40, 16
+	setup := []records.Op{{Kind: records.OpPutItem, Item: &it}}
+	for i := range entries {
+		setup = append(setup, newCase(fmt.Sprintf("c-%d", i)))
+	}
+	f.ApplyBatch([]*raft.Log{testEntry(t, 1, setup...)})
+	data, _ := json.Marshal(map[string]string{"note": strings.Repeat("x", 1000)})
+	clock := records.NewClock(nil)
+	var logs []*raft.Log
+	for i := range entries {
+		var ops []records.Op
+		for k := range perEntry {
+			typ := records.EventAccepted
+			if k > 0 {
+				typ = []string{records.EventResumed, records.EventPaused}[k%2]
+			}
+			ev := records.Event{ID: fmt.Sprintf("ev-%d-%d", i, k), Type: typ, Actor: "clerk", Data: data}
+			records.PrepareEvent(&ev, fmt.Sprintf("c-%d", i), "pc-1", clock.Now())
+			ops = append(ops, records.Op{Kind: records.OpAppendEvent, Event: &ev})
+		}
+		logs = append(logs, testEntry(t, uint64(2+i), ops...))
+	}
+	_, n, err := f.applyBatchTxn(logs, 0, nil)
+	if err != nil || n < 2 || n >= entries {
+		t.Fatalf("first transaction: %d of %d entries, error %v; want several entries and a cut before the end", n, entries, err)
+	}
+	// Start again on a fresh state machine and apply the whole batch.
+	db, f := newTestFSM(t)
+	f.ApplyBatch([]*raft.Log{testEntry(t, 1, setup...)})
+	seqBefore := f.seq.Load()
+	out := f.ApplyBatch(logs)
+	if len(out) != entries {
+		t.Fatalf("%d results for %d entries", len(out), entries)
+	}
+	for i, r := range out {
+		for k, res := range r.([]Result) {
+			if res.Status != "applied" || res.Index != uint64(2+i) {
+				t.Fatalf("entry %d op %d: %+v", i, k, res)
+			}
+		}
+	}
+	if f.applied.Load() != uint64(1+entries) || f.seq.Load() != seqBefore+entries*perEntry || f.entriesApplied.Load() != 1+entries {
+		t.Fatalf("applied %d, seq %d, entries applied %d; want %d, %d, %d", f.applied.Load(), f.seq.Load(), f.entriesApplied.Load(), 1+entries, seqBefore+entries*perEntry, 1+entries)
+	}
+	var seqs []uint64
+	err = db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixFeed})
+		defer it.Close()
+		for it.Seek(feedKey(seqBefore + 1)); it.ValidForPrefix(prefixFeed); it.Next() {
+			seqs = append(seqs, binary.BigEndian.Uint64(it.Item().Key()[len(prefixFeed):]))
+		}
+		return nil
+	})
+	if err != nil || len(seqs) != entries*perEntry {
+		t.Fatalf("feed after the batch: %d changes, %v", len(seqs), err)
+	}
+	for i, seq := range seqs {
+		if seq != seqBefore+uint64(i)+1 {
+			t.Fatalf("feed change %d has seq %d", i, seq)
+		}
 	}
 }
 

@@ -331,7 +331,7 @@ func FuzzFSMEntry(f *testing.F) {
 		applied, seq := z.f.applied.Load(), z.f.seq.Load()
 		l := &raft.Log{Index: applied + 1, Term: 1, Type: raft.LogCommand, Data: data}
 		env, decErr := decodeEnvelope(data)
-		out, err := z.f.applyBatchTxn([]*raft.Log{l})
+		out, _, err := z.f.applyBatchTxn([]*raft.Log{l}, 0, nil)
 		if decErr != nil {
 			if err == nil {
 				t.Fatalf("entry %q does not decode (%v) but was applied", data, decErr)
