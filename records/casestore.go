@@ -51,16 +51,17 @@ func eventKey(caseID string, ev Event) string {
 	return eventsPrefix(caseID) + string(ev.HLC) + ev.ID
 }
 
-// HeadCache keeps the case heads stored during one transaction, decoded,
-// so that a batch of events on one case (a clerk's steps, a follower
-// applying a raft entry of many) decodes the case's head once instead of
-// once per event. A State offers it by implementing HeadCacher; it must
-// start empty with each transaction and be dropped with it.
+// HeadCache keeps the case heads last stored, decoded, so that events on
+// the same case (a clerk's steps, a follower applying a raft entry of
+// many) decode the case's head once instead of once per event. A State
+// offers it by implementing HeadCacher.
 //
 // A kept head is used only while the bytes under its key are still the
 // ones it was stored as (compared on every load), so a write to the key
-// by any other path simply misses; and it is handed out once (the loader
-// may change it), then kept again when the head is stored.
+// by any other path, a transaction that was discarded or a state that
+// was replaced simply misses: the cache may outlive transactions. A head
+// is handed out once (the loader may change it), then kept again when it
+// is stored. Not safe for concurrent use.
 type HeadCache struct {
 	m    map[string]cachedHead
 	hits int // heads handed out again (tests)
