@@ -309,13 +309,22 @@ func (pi *pendingWritesIterator) Close() error {
 	return nil
 }
 
-func (txn *Txn) newPendingWritesIterator(reversed bool) *pendingWritesIterator {
+// stationsync patch: only the pending writes with the iterator's prefix are
+// taken (and sorted), as the iterator returns no other keys. Upstream sorted
+// every pending write of the transaction for each iterator, which made many
+// small prefix scans in one big transaction quadratic (see PATCHES.md).
+func (txn *Txn) newPendingWritesIterator(reversed bool, prefix []byte) *pendingWritesIterator {
 	if !txn.update || len(txn.pendingWrites) == 0 {
 		return nil
 	}
 	entries := make([]*Entry, 0, len(txn.pendingWrites))
 	for _, e := range txn.pendingWrites {
-		entries = append(entries, e)
+		if len(prefix) == 0 || bytes.HasPrefix(e.Key, prefix) {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == 0 {
+		return nil
 	}
 	// Number of pending writes per transaction shouldn't be too big in general.
 	sort.Slice(entries, func(i, j int) bool {
