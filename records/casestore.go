@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -41,6 +42,14 @@ type caseHead struct {
 	Bytes    int  `json:"event_bytes,omitempty"`
 
 	legacy bool // events held in the head: move them out at the next store
+
+	// storedIDs, when not nil, are the ids of the case's stored events
+	// (its event keys), known without scanning them: a case new at the
+	// center has none, and a head taken from a HeadCache carries those it
+	// had when it was stored. Event keys are only ever written together
+	// with the case's head (whose event count then changes), so a cached
+	// head whose bytes are still the stored ones has the stored events.
+	storedIDs map[string]bool
 }
 
 func caseKey(id string) string { return prefixCase + id }
@@ -63,6 +72,11 @@ func eventKey(caseID string, ev Event) string {
 // is handed out once (the loader may change it), then kept again when it
 // is stored. Not safe for concurrent use.
 type HeadCache struct {
+	*heads
+	prefix string // of the keys of this view (Within)
+}
+
+type heads struct {
 	m    map[string]cachedHead
 	hits int // heads handed out again (tests)
 }
@@ -76,8 +90,14 @@ type cachedHead struct {
 // than this starts over (a batch is a few hundred ops at most).
 const maxCachedHeads = 1024
 
-// NewHeadCache returns an empty cache for one transaction.
-func NewHeadCache() *HeadCache { return &HeadCache{m: map[string]cachedHead{}} }
+// NewHeadCache returns an empty cache.
+func NewHeadCache() *HeadCache { return &HeadCache{heads: &heads{m: map[string]cachedHead{}}} }
+
+// within is the view of the cache for a State whose keys are those of
+// the cache's State after prefix (a station's records at the center).
+func (c *HeadCache) within(prefix string) *HeadCache {
+	return &HeadCache{heads: c.heads, prefix: c.prefix + prefix}
+}
 
 // HeadCacher is a State that keeps decoded case heads (HeadCache).
 type HeadCacher interface{ HeadCache() *HeadCache }
@@ -92,6 +112,7 @@ func headCacheOf(st any) *HeadCache {
 // take returns the head kept for key if b is what it was stored as, and
 // forgets it.
 func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
+	key = c.prefix + key
 	e, ok := c.m[key]
 	if !ok {
 		return nil, false
@@ -109,10 +130,12 @@ func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
 // keeps a copy whose slices and pointers h does not share, since the
 // caller may go on changing h.
 func (c *HeadCache) keep(key string, b []byte, h caseHead) {
+	key = c.prefix + key
 	if len(c.m) >= maxCachedHeads {
 		clear(c.m)
 	}
 	h.Evaluations = slices.Clone(h.Evaluations)
+	h.storedIDs = maps.Clone(h.storedIDs)
 	if h.Limit != nil {
 		l := *h.Limit
 		h.Limit = &l
@@ -122,6 +145,19 @@ func (c *HeadCache) keep(key string, b []byte, h caseHead) {
 		h.Agent = &a
 	}
 	c.m[key] = cachedHead{stored: b, head: h}
+}
+
+// caseKnown says whether case id has a head, without decoding it (its
+// merge decodes it, from the head cache when it can).
+func caseKnown(st interface{ Get(string) ([]byte, error) }, id string) (bool, error) {
+	if strings.Contains(id, eventSep) {
+		return false, nil // an event's key, not a case id
+	}
+	b, err := st.Get(caseKey(id))
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", caseKey(id), err)
+	}
+	return b != nil && string(b) != "null", nil
 }
 
 // loadHead reads the head of case id (nil if there is none).
@@ -187,6 +223,15 @@ func stored(ev Event) Event {
 	return ev
 }
 
+// addStoredID notes that an event with id was stored under the case's
+// keys: every putEvent of a case is followed by it on the head stored
+// with it, so the head's storedIDs stay those of its event keys.
+func (h *caseHead) addStoredID(id string) {
+	if h.storedIDs != nil {
+		h.storedIDs[id] = true
+	}
+}
+
 // putEvent stores one event of case id and returns it as stored. Its
 // data is valid JSON (checked when it was received).
 func putEvent(st State, id string, ev Event) ([]byte, error) {
@@ -207,6 +252,7 @@ func storeHead(st State, h *caseHead) error {
 			if _, err := putEvent(st, h.ID, ev); err != nil {
 				return err
 			}
+			h.addStoredID(ev.ID)
 		}
 		h.legacy = false
 	}
@@ -347,10 +393,16 @@ func scanCases(r caseScanner, after string, fn func(Case) (bool, error)) error {
 func mergeEvents(st State, h *caseHead, evs []Event) error {
 	var (
 		fresh []Event
-		ids   map[string]bool // ids of the stored events, read at the first miss
+		ids   = h.storedIDs // ids of the stored events: known, or read at the first miss
 	)
 	for _, ev := range evs {
 		if hasEvent(Case{Events: h.Events}, ev.ID) || hasEvent(Case{Events: fresh}, ev.ID) {
+			continue
+		}
+		if ids != nil && !h.legacy {
+			if !ids[ev.ID] {
+				fresh = append(fresh, ev)
+			}
 			continue
 		}
 		b, err := st.Get(eventKey(h.ID, ev))
@@ -373,6 +425,7 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 		}
 	}
 	if len(fresh) == 0 {
+		h.storedIDs = ids
 		return nil
 	}
 	sortEvents(fresh)
@@ -381,6 +434,10 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 		if _, err := putEvent(st, h.ID, ev); err != nil {
 			return err
 		}
+	}
+	h.storedIDs = ids
+	for _, ev := range fresh {
+		h.addStoredID(ev.ID)
 	}
 	if inOrder {
 		for _, ev := range fresh {

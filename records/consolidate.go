@@ -77,6 +77,15 @@ func (p prefixed) Get(k string) ([]byte, error) {
 
 func (p prefixed) Set(k string, v []byte) error { return p.st.Set(p.p+k, v) }
 
+// HeadCache is the view, under the prefix, of the head cache of the State
+// it wraps (nil if it has none).
+func (p prefixed) HeadCache() *HeadCache {
+	if hc := headCacheOf(p.st); hc != nil {
+		return hc.within(p.p)
+	}
+	return nil
+}
+
 func (p prefixed) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
 	if after != "" {
 		after = p.p + after
@@ -226,11 +235,11 @@ func checkPulled(ss State, pg PulledPage, after uint64) ([]any, error) {
 			orders[v.ID] = true
 		case *Event, *Evaluation:
 			if !cases[ch.Key] {
-				h, err := loadHead(ss, ch.Key)
+				known, err := caseKnown(ss, ch.Key)
 				if err != nil {
 					return nil, err
 				}
-				if h == nil {
+				if !known {
 					return nil, refuse("its case is not known before it")
 				}
 				cases[ch.Key] = true
@@ -388,7 +397,7 @@ func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation
 	case h == nil && fresh == nil:
 		return fmt.Errorf("case %s not known before its event", id)
 	case h == nil:
-		h = &caseHead{Case: *fresh}
+		h = &caseHead{Case: *fresh, storedIDs: map[string]bool{}} // no event of it is stored yet
 		h.Events, h.Evaluations, h.State, h.Case.accepted = nil, nil, "", false
 	}
 	if fresh != nil {

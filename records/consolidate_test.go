@@ -48,7 +48,7 @@ func (f *stationFeed) evaluate(t *testing.T, clock *Clock, id string) {
 
 // pull consolidates the feed into center from the center's cursor, in
 // pages of n, and returns how many ops were applied.
-func pull(t *testing.T, center memState, station, cluster string, f *stationFeed, n int) {
+func pull(t *testing.T, center State, station, cluster string, f *stationFeed, n int) {
 	t.Helper()
 	for {
 		cur, err := GetCursor(center, station)

@@ -109,3 +109,42 @@ func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
 		t.Fatalf("case after 16 steps: %v, %d events, state %s", err, len(got.Events), got.State)
 	}
 }
+
+// At the center every station's records live under the station's prefix
+// and share one head cache: two stations with the same case ids, pulled
+// page by page, consolidate to the same state as without the cache, and
+// the cache is used.
+func TestHeadCacheAtTheCenter(t *testing.T) {
+	plain := memState{}
+	cached := cachingState{memState: memState{}, heads: NewHeadCache()}
+	for _, station := range []string{"XC-IP-01", "XC-IP-02"} {
+		st, clock := testStation(t)
+		f := &stationFeed{st: st}
+		for i := range 6 {
+			id := fmt.Sprintf("c-%d", i)
+			f.create(t, clock, id)
+			f.event(t, clock, id, EventAccepted)
+			if station == "XC-IP-02" {
+				f.event(t, clock, id, EventPaused)
+				f.event(t, clock, id, EventResumed)
+			}
+			f.evaluate(t, clock, id)
+		}
+		for i := range 6 {
+			f.event(t, clock, fmt.Sprintf("c-%d", i), EventCompleted)
+		}
+		pull(t, plain, station, "cluster-"+station, f, 3)
+		pull(t, cached, station, "cluster-"+station, f, 3)
+	}
+	if !reflect.DeepEqual(plain, cached.memState) {
+		for _, k := range slices.Sorted(maps.Keys(plain)) {
+			if string(plain[k]) != string(cached.memState[k]) {
+				t.Errorf("key %q:\nwithout cache: %s\nwith cache:    %s", k, plain[k], cached.memState[k])
+			}
+		}
+		t.Fatal("the center's state differs with the head cache")
+	}
+	if cached.heads.hits == 0 {
+		t.Fatal("the center's merges never took a head from the cache")
+	}
+}

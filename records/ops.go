@@ -285,6 +285,7 @@ func createCase(st State, c Case) (any, []Change, error) {
 	if _, err := putEvent(st, c.ID, c.Events[0]); err != nil {
 		return nil, nil, err
 	}
+	h.storedIDs = map[string]bool{c.Events[0].ID: true} // a new case: its one event
 	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
@@ -352,6 +353,7 @@ func appendEvent(st State, ev Event, offline, decoded bool) (any, []Change, erro
 	if err != nil {
 		return nil, nil, err
 	}
+	h.addStoredID(ev.ID)
 	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
