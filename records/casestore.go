@@ -78,6 +78,7 @@ type HeadCache struct {
 
 type heads struct {
 	m    map[string]cachedHead
+	max  int // heads kept at most: past it the cache starts over
 	hits int // heads handed out again (tests)
 }
 
@@ -86,12 +87,19 @@ type cachedHead struct {
 	head   caseHead
 }
 
-// maxCachedHeads bounds a HeadCache: a transaction touching more cases
-// than this starts over (a batch is a few hundred ops at most).
-const maxCachedHeads = 1024
+// DefaultCachedHeads bounds a station's HeadCache: a station's clerks
+// have a few dozen cases open at once. A cache that reaches its bound
+// starts over.
+const DefaultCachedHeads = 1024
 
-// NewHeadCache returns an empty cache.
-func NewHeadCache() *HeadCache { return &HeadCache{heads: &heads{m: map[string]cachedHead{}}} }
+// NewHeadCache returns an empty cache of at most max heads
+// (DefaultCachedHeads if max <= 0).
+func NewHeadCache(max int) *HeadCache {
+	if max <= 0 {
+		max = DefaultCachedHeads
+	}
+	return &HeadCache{heads: &heads{m: map[string]cachedHead{}, max: max}}
+}
 
 // within is the view of the cache for a State whose keys are those of
 // the cache's State after prefix (a station's records at the center).
@@ -131,7 +139,7 @@ func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
 // caller may go on changing h.
 func (c *HeadCache) keep(key string, b []byte, h caseHead) {
 	key = c.prefix + key
-	if len(c.m) >= maxCachedHeads {
+	if len(c.m) >= c.max {
 		clear(c.m)
 	}
 	h.Evaluations = slices.Clone(h.Evaluations)

@@ -108,7 +108,7 @@ func TestCenterMergeOutOfOrderRefolds(t *testing.T) {
 	full, _ := GetCase(st, "c")
 	// Without and with a head cache (the state machine's), whose heads
 	// carry the ids of the stored events.
-	for _, center := range []State{memState{}, cachingState{memState: memState{}, heads: NewHeadCache()}} {
+	for _, center := range []State{memState{}, cachingState{memState: memState{}, heads: NewHeadCache(0)}} {
 		centerMergeOutOfOrder(t, center, full)
 	}
 }

@@ -25,7 +25,7 @@ func (s cachingState) HeadCache() *HeadCache { return s.heads }
 // with a head cache as without, and the cache is used.
 func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
 	plain, clock := testStation(t)
-	cached := cachingState{memState: maps.Clone(plain), heads: NewHeadCache()}
+	cached := cachingState{memState: maps.Clone(plain), heads: NewHeadCache(0)}
 	rng := rand.New(rand.NewPCG(1, 2))
 	types := []string{EventAccepted, EventCorrectionRequested, EventSupplemented, EventPaused, EventResumed, EventCompleted, EventRejected, EventWithdrawn}
 	levels := []string{"非常满意", "满意", "基本满意", "不满意", "非常不满意"}
@@ -84,7 +84,7 @@ func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
 
 	// A case created and given 16 steps in one transaction decodes its
 	// head never: each load takes the head the write before kept.
-	cached.heads = NewHeadCache()
+	cached.heads = NewHeadCache(0)
 	c := Case{ID: "batch", ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
 	PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
 	if _, _, err := Apply(cached, Op{Kind: OpCreateCase, Case: &c}); err != nil {
@@ -116,7 +116,7 @@ func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
 // the cache is used.
 func TestHeadCacheAtTheCenter(t *testing.T) {
 	plain := memState{}
-	cached := cachingState{memState: memState{}, heads: NewHeadCache()}
+	cached := cachingState{memState: memState{}, heads: NewHeadCache(0)}
 	for _, station := range []string{"XC-IP-01", "XC-IP-02"} {
 		st, clock := testStation(t)
 		f := &stationFeed{st: st}

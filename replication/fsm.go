@@ -102,8 +102,8 @@ var (
 	_ raft.BatchingFSM = (*fsm)(nil)
 )
 
-func newFSM(db *badger.DB, logger *slog.Logger) (*fsm, error) {
-	f := &fsm{db: db, logger: logger, appliedC: make(chan struct{}), heads: records.NewHeadCache()}
+func newFSM(db *badger.DB, logger *slog.Logger, cachedHeads int) (*fsm, error) {
+	f := &fsm{db: db, logger: logger, appliedC: make(chan struct{}), heads: records.NewHeadCache(cachedHeads)}
 	if err := f.loadMeta(); err != nil {
 		return nil, err
 	}

@@ -145,7 +145,7 @@ func newTestFSM(t *testing.T) (*badger.DB, *fsm) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	f, err := newFSM(db, testLogger(t))
+	f, err := newFSM(db, testLogger(t), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

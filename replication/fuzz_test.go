@@ -212,7 +212,7 @@ func newFuzzFSM(tb testing.TB) *fuzzFSM {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	f, err := newFSM(db, logger)
+	f, err := newFSM(db, logger, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -97,6 +97,11 @@ type Config struct {
 	// sizes of logstore.Options, for a station PC). The center's store
 	// holds a district: logstore.ForDistrict.
 	StateOptions func(badger.Options) badger.Options
+	// CachedHeads is how many case heads the state machine keeps decoded
+	// between writes (records.HeadCache; 0: records.DefaultCachedHeads,
+	// for a station). The center merges the open cases of a whole
+	// district.
+	CachedHeads int
 
 	Logger *slog.Logger
 }
@@ -238,7 +243,7 @@ func (n *Node) Open() (err error) {
 		return fmt.Errorf("open state store: %w", openFailure(StoreState, stateDir, logstore.KeyError(stateDir, key, err)))
 	}
 	n.stateGC = logstore.StartGC(n.stateDB, 5*time.Minute, n.logger)
-	n.fsm, err = newFSM(n.stateDB, n.logger)
+	n.fsm, err = newFSM(n.stateDB, n.logger, n.cfg.CachedHeads)
 	if err != nil {
 		return fmt.Errorf("open state store: %w", err)
 	}

@@ -45,7 +45,7 @@ func Recover(cfg Config, servers []raft.Server) error {
 		return fmt.Errorf("recover: open state store: %w", logstore.KeyError(stateDir, cfg.EncryptionKey, err))
 	}
 	defer db.Close()
-	f, err := newFSM(db, logger)
+	f, err := newFSM(db, logger, 0)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
