@@ -44,11 +44,13 @@ type caseHead struct {
 	legacy bool // events held in the head: move them out at the next store
 
 	// storedIDs, when not nil, are the ids of the case's stored events
-	// (its event keys), known without scanning them: a case new at the
-	// center has none, and a head taken from a HeadCache carries those it
-	// had when it was stored. Event keys are only ever written together
-	// with the case's head (whose event count then changes), so a cached
-	// head whose bytes are still the stored ones has the stored events.
+	// (its event keys), known without scanning them, for the center's
+	// merge: a case new at the center has none, putEvent adds to them, and
+	// a head taken from a HeadCache carries those it had when it was
+	// stored. Event keys are only ever written together with the case's
+	// head (whose event count then changes), so a cached head whose bytes
+	// are still the stored ones has the stored events. Stations leave them
+	// nil (they never merge).
 	storedIDs map[string]bool
 }
 
@@ -155,31 +157,31 @@ func (c *HeadCache) keep(key string, b []byte, h caseHead) {
 	c.m[key] = cachedHead{stored: b, head: h}
 }
 
+// headBytes reads the stored head of case id under its key (nil if there
+// is none).
+func headBytes(st interface{ Get(string) ([]byte, error) }, id string) (key string, b []byte, err error) {
+	if strings.Contains(id, eventSep) {
+		return "", nil, nil // an event's key, not a case id (ids hold no control characters)
+	}
+	key = caseKey(id)
+	if b, err = st.Get(key); err != nil {
+		return key, nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return key, b, nil
+}
+
 // caseKnown says whether case id has a head, without decoding it (its
 // merge decodes it, from the head cache when it can).
 func caseKnown(st interface{ Get(string) ([]byte, error) }, id string) (bool, error) {
-	if strings.Contains(id, eventSep) {
-		return false, nil // an event's key, not a case id
-	}
-	b, err := st.Get(caseKey(id))
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", caseKey(id), err)
-	}
-	return b != nil && string(b) != "null", nil
+	_, b, err := headBytes(st, id)
+	return b != nil && string(b) != "null", err
 }
 
 // loadHead reads the head of case id (nil if there is none).
 func loadHead(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead, error) {
-	if strings.Contains(id, eventSep) {
-		return nil, nil // an event's key, not a case id (ids hold no control characters)
-	}
-	key := caseKey(id)
-	b, err := st.Get(key)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	if b == nil {
-		return nil, nil
+	key, b, err := headBytes(st, id)
+	if err != nil || b == nil {
+		return nil, err
 	}
 	if hc := headCacheOf(st); hc != nil {
 		if h, ok := hc.take(key, b); ok {
@@ -231,24 +233,20 @@ func stored(ev Event) Event {
 	return ev
 }
 
-// addStoredID notes that an event with id was stored under the case's
-// keys: every putEvent of a case is followed by it on the head stored
-// with it, so the head's storedIDs stay those of its event keys.
-func (h *caseHead) addStoredID(id string) {
-	if h.storedIDs != nil {
-		h.storedIDs[id] = true
-	}
-}
-
-// putEvent stores one event of case id and returns it as stored. Its
-// data is valid JSON (checked when it was received).
-func putEvent(st State, id string, ev Event) ([]byte, error) {
+// putEvent stores one event of case h and returns it as stored. Its data
+// is valid JSON (checked when it was received). It notes the id in the
+// head's storedIDs when they are known, so they stay those of the case's
+// event keys.
+func putEvent(st State, h *caseHead, ev Event) ([]byte, error) {
 	b, err := encodeEvent(stored(ev))
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	if err := st.Set(eventKey(id, ev), b); err != nil {
+	if err := st.Set(eventKey(h.ID, ev), b); err != nil {
 		return nil, fmt.Errorf("write event %s: %w", ev.ID, err)
+	}
+	if h.storedIDs != nil {
+		h.storedIDs[ev.ID] = true
 	}
 	return b, nil
 }
@@ -257,10 +255,9 @@ func putEvent(st State, id string, ev Event) ([]byte, error) {
 func storeHead(st State, h *caseHead) error {
 	if h.legacy {
 		for _, ev := range h.Events {
-			if _, err := putEvent(st, h.ID, ev); err != nil {
+			if _, err := putEvent(st, h, ev); err != nil {
 				return err
 			}
-			h.addStoredID(ev.ID)
 		}
 		h.legacy = false
 	}
@@ -432,20 +429,16 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 			fresh = append(fresh, ev)
 		}
 	}
+	h.storedIDs = ids
 	if len(fresh) == 0 {
-		h.storedIDs = ids
 		return nil
 	}
 	sortEvents(fresh)
 	inOrder := fresh[0].HLC > h.Last && !h.legacy
 	for _, ev := range fresh {
-		if _, err := putEvent(st, h.ID, ev); err != nil {
+		if _, err := putEvent(st, h, ev); err != nil {
 			return err
 		}
-	}
-	h.storedIDs = ids
-	for _, ev := range fresh {
-		h.addStoredID(ev.ID)
 	}
 	if inOrder {
 		for _, ev := range fresh {

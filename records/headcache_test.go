@@ -70,14 +70,7 @@ func TestHeadCacheChangesNothingButDecodes(t *testing.T) {
 		}
 	}
 	hits := cached.heads.hits
-	if !reflect.DeepEqual(plain, cached.memState) {
-		for _, k := range slices.Sorted(maps.Keys(plain)) {
-			if string(plain[k]) != string(cached.memState[k]) {
-				t.Errorf("key %q:\nwithout cache: %s\nwith cache:    %s", k, plain[k], cached.memState[k])
-			}
-		}
-		t.Fatalf("stored state differs (%d vs %d keys)", len(plain), len(cached.memState))
-	}
+	sameState(t, plain, cached.memState)
 	if hits < 100 {
 		t.Fatalf("the cache handed out %d heads again in 3000 ops: it is not used", hits)
 	}
@@ -136,15 +129,23 @@ func TestHeadCacheAtTheCenter(t *testing.T) {
 		pull(t, plain, station, "cluster-"+station, f, 3)
 		pull(t, cached, station, "cluster-"+station, f, 3)
 	}
-	if !reflect.DeepEqual(plain, cached.memState) {
-		for _, k := range slices.Sorted(maps.Keys(plain)) {
-			if string(plain[k]) != string(cached.memState[k]) {
-				t.Errorf("key %q:\nwithout cache: %s\nwith cache:    %s", k, plain[k], cached.memState[k])
-			}
-		}
-		t.Fatal("the center's state differs with the head cache")
-	}
+	sameState(t, plain, cached.memState)
 	if cached.heads.hits == 0 {
 		t.Fatal("the center's merges never took a head from the cache")
 	}
+}
+
+// sameState fails the test, naming each key that differs, unless the
+// state written with a head cache is the state written without one.
+func sameState(t *testing.T, plain, cached memState) {
+	t.Helper()
+	if reflect.DeepEqual(plain, cached) {
+		return
+	}
+	for _, k := range slices.Sorted(maps.Keys(plain)) {
+		if string(plain[k]) != string(cached[k]) {
+			t.Errorf("key %q:\nwithout cache: %s\nwith cache:    %s", k, plain[k], cached[k])
+		}
+	}
+	t.Fatalf("the state written with a head cache differs (%d vs %d keys)", len(plain), len(cached))
 }

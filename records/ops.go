@@ -282,10 +282,9 @@ func createCase(st State, c Case) (any, []Change, error) {
 	h := &caseHead{Case: c}
 	h.Events, h.State = nil, ""
 	h.step(c.Events[0])
-	if _, err := putEvent(st, c.ID, c.Events[0]); err != nil {
+	if _, err := putEvent(st, h, c.Events[0]); err != nil {
 		return nil, nil, err
 	}
-	h.storedIDs = map[string]bool{c.Events[0].ID: true} // a new case: its one event
 	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
@@ -349,11 +348,10 @@ func appendEvent(st State, ev Event, offline, decoded bool) (any, []Change, erro
 	if err := checkCaseSize(h); err != nil {
 		return nil, nil, err
 	}
-	data, err := putEvent(st, h.ID, ev)
+	data, err := putEvent(st, h, ev)
 	if err != nil {
 		return nil, nil, err
 	}
-	h.addStoredID(ev.ID)
 	if err := storeHead(st, h); err != nil {
 		return nil, nil, err
 	}
