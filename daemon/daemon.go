@@ -369,6 +369,13 @@ func (d *Daemon) Node() *replication.Node { return d.node }
 // cache decrypts a whole table index, and with a station PC's 2 MiB the
 // center benchmark spent 13 % of its CPU there); a station PC's keeps
 // logstore's defaults.
+func (d *Daemon) stateOptions() func(badger.Options) badger.Options {
+	if d.isCenter() {
+		return logstore.ForDistrict
+	}
+	return nil
+}
+
 // centerCachedHeads: the center merges pages of a hundred stations in
 // turn, each with its own open cases; 16,384 decoded heads are a few tens
 // of MiB beside the center's gigabyte-sized store.
@@ -381,11 +388,4 @@ func (d *Daemon) cachedHeads() int {
 		return centerCachedHeads
 	}
 	return 0
-}
-
-func (d *Daemon) stateOptions() func(badger.Options) badger.Options {
-	if d.isCenter() {
-		return logstore.ForDistrict
-	}
-	return nil
 }

@@ -272,10 +272,11 @@ type entriesAhead struct {
 
 // decodeAhead starts decoding the entries of logs after index applied.
 func decodeAhead(logs []*raft.Log, applied uint64) *entriesAhead {
-	d := &entriesAhead{logs: logs, envs: make([]envelope, len(logs)), errs: make([]error, len(logs))}
+	d := &entriesAhead{logs: logs}
 	if len(logs) < 2 {
 		return d
 	}
+	d.envs, d.errs = make([]envelope, len(logs)), make([]error, len(logs))
 	d.ready, d.done = make(chan int, len(logs)), make(chan struct{})
 	go func() {
 		defer close(d.done)
@@ -537,9 +538,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-// txnState adapts a badger transaction to records.State, with the case
-// heads decoded during the transaction (records.HeadCache): the events
-// of a batch on one case decode its head once.
+// txnState adapts a badger transaction to records.State, with the FSM's
+// decoded case heads (records.HeadCache) and a count of the bytes set.
 type txnState struct {
 	txn   *badger.Txn
 	heads *records.HeadCache
