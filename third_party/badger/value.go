@@ -829,8 +829,14 @@ func (vlog *valueLog) write(reqs []*request) error {
 	curlf := vlog.filesMap[maxFid]
 	vlog.filesLock.RUnlock()
 
+	// stationsync patch: sync only when this call wrote to the value log.
+	// Upstream msynced the current value-log file after every write, also
+	// when every value stayed in the LSM tree (below ValueThreshold), as
+	// all of stationsync's do: a second msync on each synced commit with
+	// nothing to write back (PATCHES.md).
+	wrote := false
 	defer func() {
-		if vlog.opt.SyncWrites {
+		if vlog.opt.SyncWrites && wrote {
 			if err := curlf.Sync(); err != nil {
 				vlog.opt.Errorf("Error while curlf sync: %v\n", err)
 			}
@@ -854,6 +860,7 @@ func (vlog *valueLog) write(reqs []*request) error {
 
 		start := int(endOffset - n)
 		y.AssertTrue(copy(curlf.Data[start:], buf.Bytes()) == int(n))
+		wrote = true
 
 		curlf.size.Store(endOffset)
 		return nil
