@@ -85,3 +85,5 @@ require (
 )
 
 replace github.com/dgraph-io/badger/v4 => ../third_party/badger
+
+replace github.com/hashicorp/raft => ../third_party/raft

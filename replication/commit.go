@@ -214,7 +214,12 @@ func (n *Node) applyLeader(ops []byte, forwarded bool) ([]Result, error) {
 		if errors.Is(err, raft.ErrRaftShutdown) {
 			return nil, fmt.Errorf("%w: raft stopped on this node during the write; retry with the same id", ErrNoLeader)
 		}
-		return nil, fmt.Errorf("raft apply: %w", err)
+		if errors.Is(err, raft.ErrEnqueueTimeout) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return nil, fmt.Errorf("raft apply: %w", err) // the entry was not appended
+		}
+		// The leader's own log write failed. The followers received the
+		// entry meanwhile (third_party/raft/PATCHES.md) and may commit it.
+		return nil, fmt.Errorf("%w: this node's raft log write failed (%v); the other PCs may have made the write: retry with the same id", ErrOutcomeUnknown, err)
 	}
 	results, ok := f.Response().([]Result)
 	if !ok {
@@ -310,6 +315,8 @@ func (n *Node) forward(ctx context.Context, addr string, ops []byte) ([]Result, 
 		return resp.Results, false, nil
 	case "not_leader":
 		return nil, true, errors.New(resp.Error)
+	case "unknown":
+		return nil, false, fmt.Errorf("%w: leader %s: %s", ErrOutcomeUnknown, addr, resp.Error)
 	default:
 		return nil, false, fmt.Errorf("leader %s: %s", addr, resp.Error)
 	}

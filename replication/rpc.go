@@ -45,7 +45,7 @@ type rpcRequest struct {
 type rpcResponse struct {
 	V       int       `json:"v"`
 	Error   string    `json:"error,omitempty"`
-	Code    string    `json:"code,omitempty"` // not_leader | refused | version | internal
+	Code    string    `json:"code,omitempty"` // not_leader | refused | version | internal | unknown (the write may be made)
 	Leader  string    `json:"leader,omitempty"`
 	Results []Result  `json:"results,omitempty"`
 	Info    *peerInfo `json:"info,omitempty"`
@@ -230,6 +230,9 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		results, err := n.submitForwarded(ctx, ops, req.Ops)
 		if err != nil {
 			resp.Code, resp.Error = "internal", err.Error()
+			if errors.Is(err, ErrOutcomeUnknown) {
+				resp.Code = "unknown"
+			}
 			return
 		}
 		resp.Results = results

@@ -79,11 +79,21 @@ type Store struct {
 	// commit commits a write transaction; tests replace it to inject
 	// failures.
 	commit func(*badger.Txn) error
+
+	// staged are entries the leader staged (StageLogs): the batch it is
+	// writing, and the last entry it wrote before. GetLog serves them from
+	// memory: a badger read waits for every commit in flight, so reading
+	// them (or the entry before them, which an AppendEntries names) from
+	// badger would make a replicator wait for the leader's own write and
+	// fsync, the very thing staging lets it overlap.
+	stageMu sync.RWMutex
+	staged  map[uint64]*raft.Log
 }
 
 var (
-	_ raft.LogStore    = (*Store)(nil)
-	_ raft.StableStore = (*Store)(nil)
+	_ raft.LogStore       = (*Store)(nil)
+	_ raft.StableStore    = (*Store)(nil)
+	_ raft.StagedLogStore = (*Store)(nil)
 )
 
 // Open opens (creating dir if needed) the badger database in dir as a Store,
@@ -246,6 +256,13 @@ func (s *Store) GetLog(index uint64, log *raft.Log) error {
 	if s.closed {
 		return fmt.Errorf("get log %d: %w", index, ErrClosed)
 	}
+	s.stageMu.RLock()
+	st, ok := s.staged[index]
+	s.stageMu.RUnlock()
+	if ok {
+		*log = *st
+		return nil
+	}
 	var val []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(logKey(index))
@@ -278,6 +295,64 @@ func (s *Store) StoreLog(log *raft.Log) error {
 	return s.StoreLogs([]*raft.Log{log})
 }
 
+// StageLogs implements raft.StagedLogStore (a patch of the vendored raft,
+// third_party/raft/PATCHES.md): the leader stages the entries it is about
+// to store, so that its replicators read them and send them to the
+// followers while StoreLogs writes them here, instead of after. The leader
+// still counts its own copy toward the commit only once StoreLogs
+// returned.
+//
+// What stays staged: the batch being written, then (once written) its
+// last entry, which the next AppendEntries names as the previous entry.
+// A failed StoreLogs unstages its batch; DeleteRange, and a StoreLogs of
+// other entries at a staged index, unstage what they replace, so GetLog
+// never serves an entry the log does not hold.
+func (s *Store) StageLogs(logs []*raft.Log) {
+	if len(logs) == 0 {
+		return
+	}
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	if s.staged == nil {
+		s.staged = make(map[uint64]*raft.Log, len(logs)+1)
+	}
+	for _, l := range logs {
+		s.staged[l.Index] = l
+	}
+}
+
+// unstage updates the stage once StoreLogs(logs) returned. After the
+// leader's staged batch was written (stored), only its last entry stays:
+// the rest is readable from badger. Otherwise (a failed write, or entries
+// a follower wrote) the stage loses logs' indexes.
+func (s *Store) unstage(logs []*raft.Log, stored bool) {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	if len(s.staged) == 0 {
+		return
+	}
+	last := logs[len(logs)-1]
+	if stored && s.staged[last.Index] == last {
+		clear(s.staged)
+		s.staged[last.Index] = last
+		return
+	}
+	for _, l := range logs {
+		delete(s.staged, l.Index)
+	}
+}
+
+// unstageRange drops the staged entries with index lo through hi.
+func (s *Store) unstageRange(lo, hi uint64) {
+	s.stageMu.Lock()
+	defer s.stageMu.Unlock()
+	for i := range s.staged {
+		if i >= lo && i <= hi {
+			delete(s.staged, i)
+		}
+	}
+}
+
 // StoreLogs implements raft.LogStore. Entries are written in index order,
 // as one badger transaction if they fit and as consecutive transactions
 // otherwise, so after a crash or a failure the store holds a prefix of the
@@ -301,8 +376,10 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 	if err := s.storeLogs(logs); err != nil {
 		// Whether the failed commit reached the disk is unknown.
 		s.boundsOK = false
+		s.unstage(logs, false)
 		return fmt.Errorf("store logs: %w", err)
 	}
+	s.unstage(logs, true)
 	return nil
 }
 
@@ -362,6 +439,7 @@ func (s *Store) DeleteRange(lo, hi uint64) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.unstageRange(lo, hi)
 	if !s.boundsOK {
 		if err := s.loadBounds(); err != nil {
 			return fmt.Errorf("delete range %d-%d: %w", lo, hi, err)
