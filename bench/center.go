@@ -39,6 +39,8 @@ const defaultPullInterval = 10 * time.Second
 // written out) and of the simulated stations' digests.
 const centerTZ = "Asia/Shanghai"
 
+var centerHeap = flag.String("center-heap", "", "center section: serve the center's pprof endpoints (config key pprof) and save a heap profile of it every 5 s of the consolidation into this folder (go tool pprof -sample_index=inuse_space FILE)")
+
 var centerPerf = flag.String("center-perf", "", "center section: record a perf profile (perf record -g) of the center process during the consolidation to this file, with an unstripped build of the binary")
 
 func init() {
@@ -317,6 +319,20 @@ func runCenterSection(rep *report, root string, smoke bool) {
 	if res.interval != res.defaultInt {
 		fmt.Fprintf(&cfg, "pull_interval: %s\n", res.interval)
 	}
+	pprofURL := ""
+	if *centerHeap != "" {
+		pport, err := freePort()
+		if err != nil {
+			rep.fail("center: %v", err)
+			return
+		}
+		fmt.Fprintf(&cfg, "pprof: 127.0.0.1:%d\n", pport)
+		pprofURL = fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/heap", pport)
+		if err := os.MkdirAll(*centerHeap, 0o755); err != nil {
+			rep.fail("center: %v", err)
+			return
+		}
+	}
 	cfg.WriteString("stations:\n")
 	for _, s := range sims {
 		fmt.Fprintf(&cfg, "  - {id: %s, name: 模拟站点%s, addresses: [%s]}\n", s.id, s.id[3:], s.addr)
@@ -376,7 +392,7 @@ func runCenterSection(rep *report, root string, smoke bool) {
 
 	// Until every station's cursor is at its head.
 	deadline := start.Add(consTimeout)
-	lastPrint, lastMetrics := time.Now(), time.Time{}
+	lastPrint, lastMetrics, lastHeap := time.Now(), time.Time{}, time.Time{}
 	var last string
 	for {
 		if !node.running() {
@@ -413,6 +429,13 @@ func runCenterSection(rep *report, root string, smoke bool) {
 		if now.After(deadline) {
 			rep.fail("center: consolidation not complete %v after the center started: %s; log %s", consTimeout, last, node.logPath)
 			return
+		}
+		if pprofURL != "" && time.Since(lastHeap) >= 5*time.Second {
+			lastHeap = time.Now()
+			f := filepath.Join(*centerHeap, fmt.Sprintf("heap-%03.0fs.pb.gz", now.Sub(start).Seconds()))
+			if err := centerSaveHeap(pprofURL, f); err != nil {
+				fmt.Printf("bench: center: heap profile: %v\n", err)
+			}
 		}
 		if time.Since(lastMetrics) >= time.Second {
 			m := centerMetrics(node.url)
@@ -713,4 +736,22 @@ func centerMarkdown(rep *report) string {
 	}
 	b.WriteString("\netcd has no counterpart to a center consolidating station feeds: no etcd column here.\n")
 	return b.String()
+}
+
+// centerSaveHeap saves the heap profile served at url to file.
+func centerSaveHeap(url, file string) error {
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }

@@ -67,6 +67,9 @@ type Config struct {
 	Raft          RaftTimeouts  `yaml:"raft"`
 	Log           LogConfig     `yaml:"log"`
 	Limits        RequestLimits `yaml:"limits"`
+	// Pprof serves Go's profiling endpoints on this loopback host:port
+	// (pprof.go); empty (default): off.
+	Pprof string `yaml:"pprof"`
 
 	// dir is the config file's folder: relative paths are relative to it.
 	dir string
@@ -480,6 +483,9 @@ func (c *Config) Validate() error {
 	}
 	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.APITokenFile == "" {
 		return bad("api_token_file", "is required when api (%s) is not a loopback address", c.API)
+	}
+	if c.Pprof != "" && !pprofAddrOK(c.Pprof) {
+		return bad("pprof", "%q must be a loopback host:port like 127.0.0.1:6060 (profiles hold records from memory; they are not served to the network)", c.Pprof)
 	}
 	if c.Expect < 1 {
 		return bad("expect", "must be at least 1, got %d", c.Expect)

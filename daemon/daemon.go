@@ -64,7 +64,9 @@ type Daemon struct {
 	node *replication.Node
 	api  *http.Server
 	ln   net.Listener
-	wg   sync.WaitGroup
+	// pprof serves the profiling endpoints when the config asks (nil: off).
+	pprof *pprofServer
+	wg    sync.WaitGroup
 
 	metrics    *metrics
 	disk       *diskGuard    // stops writes before data_dir's disk is full (diskguard.go)
@@ -272,6 +274,11 @@ func (d *Daemon) Open() (err error) {
 			d.logger.Error("api server", "error", err)
 		}
 	}()
+	if d.cfg.Pprof != "" {
+		if d.pprof, err = startPprof(d.cfg.Pprof, d.logger); err != nil {
+			return err
+		}
+	}
 	d.logger.Info("stationsync node running", "version", Version, "api", d.APIURL(), "quic", d.tr.AdvertiseAddr())
 	return nil
 }
@@ -312,6 +319,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Close() error {
 	d.closeOnce.Do(func() {
 		var errs []error
+		if d.pprof != nil {
+			if err := d.pprof.stop(); err != nil {
+				errs = append(errs, fmt.Errorf("pprof shutdown: %w", err))
+			}
+		}
 		if d.api != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := d.api.Shutdown(ctx); err != nil {
