@@ -364,8 +364,8 @@ func scanCases(r caseScanner, after string, fn func(Case) (bool, error)) error {
 			if cur == nil || cur.ID != id {
 				return true, nil // an event without its head: not a case
 			}
-			var ev Event
-			if err := json.Unmarshal(v, &ev); err != nil {
+			ev, err := decodeEvent(v)
+			if err != nil {
 				return false, fmt.Errorf("decode %q: %w", k, err)
 			}
 			cur.Events = append(cur.Events, ev)
@@ -476,8 +476,8 @@ func appendStoredEvents(r interface {
 	Scan(string, string, func(string, []byte) (bool, error)) error
 }, id string, evs []Event) ([]Event, error) {
 	err := r.Scan(eventsPrefix(id), "", func(k string, v []byte) (bool, error) {
-		var ev Event
-		if err := json.Unmarshal(v, &ev); err != nil {
+		ev, err := decodeEvent(v)
+		if err != nil {
 			return false, fmt.Errorf("decode %q: %w", k, err)
 		}
 		evs = append(evs, ev)

@@ -2,15 +2,22 @@ package records
 
 import (
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 )
 
+// sampleEvent is an event as a station PC records it, without data.
+func sampleEvent() Event {
+	at := time.Date(2026, 11, 27, 9, 30, 1, 123456789, time.UTC)
+	return Event{ID: "ev-1", CaseID: "c-1", Type: EventAccepted, Actor: "王芳", HLC: MakeHLC(at.UnixMilli(), 3), At: at, Node: "pc-1"}
+}
+
 // encodeEvent writes what json.Marshal writes, and writes it itself (not
 // through json.Marshal) for the events a station records.
 func TestEncodeEventMatchesMarshal(t *testing.T) {
-	at := time.Date(2026, 11, 27, 9, 30, 1, 123456789, time.UTC)
-	base := Event{ID: "ev-1", CaseID: "c-1", Type: EventAccepted, Actor: "王芳", HLC: MakeHLC(at.UnixMilli(), 3), At: at, Node: "pc-1"}
+	base := sampleEvent()
+	at := base.At
 	cases := []struct {
 		name string
 		edit func(*Event)
@@ -96,4 +103,76 @@ func TestInvalidEventDataIsRefused(t *testing.T) {
 	if len(st) != keys {
 		t.Fatalf("refused writes changed the state: %d keys, was %d", len(st), keys)
 	}
+}
+
+// decodeEvent reads what json.Unmarshal reads, and reads it itself (not
+// through json.Unmarshal) for events as encodeEvent stores them.
+func TestDecodeEventMatchesUnmarshal(t *testing.T) {
+	base := sampleEvent()
+	at := base.At
+	events := []struct {
+		name string
+		edit func(*Event)
+		fast bool // read without json.Unmarshal
+	}{
+		{"no data", func(*Event) {}, true},
+		{"data with escapes inside", func(e *Event) {
+			e.Data = json.RawMessage(`{"note":"材料 齐全, ok","n":[1,2.5,true,null],"q":"a\"b\\c"}`)
+		}, true},
+		{"data null", func(e *Event) { e.Data = json.RawMessage(`null`) }, true},
+		{"data true, conflict", func(e *Event) { e.Data, e.Conflict = json.RawMessage(`true`), true }, true},
+		{"data a string", func(e *Event) { e.Data = json.RawMessage(`",\"conflict\":true"`) }, true},
+		{"no node, conflict, pending", func(e *Event) { e.Node, e.Conflict, e.Pending = "", true, true }, true},
+		{"data ending like the conflict field", func(e *Event) { e.Data = json.RawMessage(`{"x":1,"conflict":true}`) }, true},
+		{"other zone", func(e *Event) { e.At = at.In(time.FixedZone("CST", 8*3600)) }, true},
+		{"actor with quote", func(e *Event) { e.Actor = `a"b` }, false},
+		{"actor with html", func(e *Event) { e.Actor = `a<b` }, false},
+		{"actor with invalid UTF-8", func(e *Event) { e.Actor = "a\xffb" }, false},
+	}
+	for _, tc := range events {
+		ev := base
+		tc.edit(&ev)
+		stored, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		checkDecode(t, tc.name, stored)
+		if _, fast := parseEventJSON(stored); fast != tc.fast {
+			t.Errorf("%s: read without json.Unmarshal: %v, want %v", tc.name, fast, tc.fast)
+		}
+	}
+	for _, raw := range []string{
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","data":{"a" 1}}`, // data not JSON
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"yesterday"}`,
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z"} `,
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","extra":1}`,
+		`{"case_id":"c","id":"a","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z"}`,
+		`{"id":"a\u0041","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z"}`,
+	} {
+		checkDecode(t, raw, []byte(raw))
+	}
+}
+
+// checkDecode fails unless decodeEvent(v) gives what json.Unmarshal gives,
+// error or event.
+func checkDecode(t *testing.T, name string, v []byte) {
+	t.Helper()
+	var want Event
+	werr := json.Unmarshal(v, &want)
+	got, gerr := decodeEvent(v)
+	if (werr == nil) != (gerr == nil) {
+		t.Fatalf("%s: error %v, json.Unmarshal's %v", name, gerr, werr)
+	}
+	if werr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\ngot  %#v\nwant %#v", name, got, want)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	f.Add([]byte(`{"id":"ev-1","case_id":"c-1","type":"accepted","actor":"王芳","hlc":"h","at":"2026-11-27T09:30:01.123Z","node":"pc-1","data":{"note":"x"},"conflict":true}`))
+	f.Add([]byte(`{"id":"e","case_id":"c","type":"t","actor":"a","hlc":"h","at":"2026-11-27T09:30:01+08:00","data":null,"pending":true}`))
+	f.Add([]byte(`{"id":"e","case_id":"c","type":"t","actor":"a","hlc":"h","at":"2026-11-27T09:30:01Z","data":[1,"conflict":true}`))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		checkDecode(t, "fuzzed", v)
+	})
 }
