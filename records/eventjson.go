@@ -165,23 +165,31 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		b = b[len(name):]
 		return true
 	}
-	str := func(name string) (string, bool) {
+	// quoted reads field name's value up to the next quote, quotes
+	// included (a string with an escaped quote is not plain anyway).
+	quoted := func(name string) ([]byte, bool) {
 		if !field(name) || len(b) == 0 || b[0] != '"' {
-			return "", false
+			return nil, false
 		}
 		end := bytes.IndexByte(b[1:], '"')
 		if end < 0 {
+			return nil, false
+		}
+		q := b[:end+2]
+		b = b[end+2:]
+		return q, true
+	}
+	str := func(name string) (string, bool) {
+		q, ok := quoted(name)
+		if !ok {
 			return "", false
 		}
-		s := b[1 : 1+end]
-		b = b[2+end:]
+		s := q[1 : len(q)-1]
 		return string(s), plainJSONString(s)
 	}
-	var s string
-	if s, ok = str(`{"id":`); !ok {
+	if ev.ID, ok = str(`{"id":`); !ok {
 		return Event{}, false
 	}
-	ev.ID = s
 	if ev.CaseID, ok = str(`,"case_id":`); !ok {
 		return Event{}, false
 	}
@@ -191,18 +199,14 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 	if ev.Actor, ok = str(`,"actor":`); !ok {
 		return Event{}, false
 	}
-	if s, ok = str(`,"hlc":`); !ok {
+	hlc, ok := str(`,"hlc":`)
+	if !ok {
 		return Event{}, false
 	}
-	ev.HLC = HLC(s)
-	if !field(`,"at":`) || len(b) == 0 || b[0] != '"' {
+	ev.HLC = HLC(hlc)
+	if at, ok := quoted(`,"at":`); !ok || ev.At.UnmarshalJSON(at) != nil {
 		return Event{}, false
 	}
-	end := bytes.IndexByte(b[1:], '"')
-	if end < 0 || ev.At.UnmarshalJSON(b[:end+2]) != nil {
-		return Event{}, false
-	}
-	b = b[end+2:]
 	if bytes.HasPrefix(b, []byte(`,"node":`)) {
 		if ev.Node, ok = str(`,"node":`); !ok {
 			return Event{}, false
@@ -222,7 +226,7 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		ev.Conflict, b = true, b[:len(b)-len(conflictSuffix)]
 	}
 	if len(b) > 0 {
-		if !field(`,"data":`) || len(b) == 0 || !json.Valid(b) {
+		if !field(`,"data":`) || !json.Valid(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)
