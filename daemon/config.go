@@ -133,6 +133,13 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML writes the duration as a string.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
+// loopbackHost says whether a listen address's host (IP or name) is this
+// machine only: a loopback IP or "localhost".
+func loopbackHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
+}
+
 // ConfigError names the configuration key that is wrong and why.
 type ConfigError struct {
 	Key     string
@@ -481,7 +488,7 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return bad("api", "%q is not host:port", c.API)
 	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsLoopback()) && host != "localhost" && c.APITokenFile == "" {
+	if !loopbackHost(host) && c.APITokenFile == "" {
 		return bad("api_token_file", "is required when api (%s) is not a loopback address", c.API)
 	}
 	if c.Pprof != "" && !pprofAddrOK(c.Pprof) {

@@ -22,11 +22,7 @@ import (
 // pprofAddrOK says whether addr is host:port with a loopback host.
 func pprofAddrOK(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return host == "localhost" || (ip != nil && ip.IsLoopback())
+	return err == nil && loopbackHost(host)
 }
 
 // pprofServer serves the profiling endpoints on its own listener.
