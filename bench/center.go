@@ -117,19 +117,28 @@ type centerStationsAnswer struct {
 
 var centerHTTP = &http.Client{Timeout: 5 * time.Second}
 
-func centerGetStations(url string) (centerStationsAnswer, error) {
-	var a centerStationsAnswer
-	resp, err := centerHTTP.Get(url + "/v1/stations")
+// centerGet returns the body of a GET of url that answered 200.
+func centerGet(url string) ([]byte, error) {
+	resp, err := centerHTTP.Get(url)
 	if err != nil {
-		return a, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return a, err
+		return nil, err
 	}
 	if resp.StatusCode != 200 {
-		return a, fmt.Errorf("GET /v1/stations: %d %s", resp.StatusCode, b)
+		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return b, nil
+}
+
+func centerGetStations(url string) (centerStationsAnswer, error) {
+	var a centerStationsAnswer
+	b, err := centerGet(url + "/v1/stations")
+	if err != nil {
+		return a, err
 	}
 	return a, json.Unmarshal(b, &a)
 }
@@ -392,7 +401,8 @@ func runCenterSection(rep *report, root string, smoke bool) {
 
 	// Until every station's cursor is at its head.
 	deadline := start.Add(consTimeout)
-	lastPrint, lastMetrics, lastHeap := time.Now(), time.Time{}, time.Time{}
+	lastPrint, lastMetrics := time.Now(), time.Time{}
+	lastHeap := start // the first heap profile 5 s in: pprof starts after the API
 	var last string
 	for {
 		if !node.running() {
@@ -740,16 +750,7 @@ func centerMarkdown(rep *report) string {
 
 // centerSaveHeap saves the heap profile served at url to file.
 func centerSaveHeap(url, file string) error {
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	b, err := io.ReadAll(resp.Body)
+	b, err := centerGet(url)
 	if err != nil {
 		return err
 	}
