@@ -226,12 +226,19 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		ev.Conflict, b = true, b[:len(b)-len(conflictSuffix)]
 	}
 	if len(b) > 0 {
-		if !field(`,"data":`) || !json.Valid(b) {
+		// json.Valid allows white space around the value, which
+		// json.Unmarshal leaves out of a RawMessage: such data is left
+		// to json.Unmarshal.
+		if !field(`,"data":`) || len(b) == 0 || isJSONSpace(b[0]) || isJSONSpace(b[len(b)-1]) || !json.Valid(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)
 	}
 	return ev, true
+}
+
+func isJSONSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
 
 // plainJSONString says whether the bytes between two quotes decode to

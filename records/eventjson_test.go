@@ -148,6 +148,9 @@ func TestDecodeEventMatchesUnmarshal(t *testing.T) {
 		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","extra":1}`,
 		`{"case_id":"c","id":"a","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z"}`,
 		`{"id":"a\u0041","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z"}`,
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","data":{} }`, // found by FuzzDecodeEvent
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","data": {}}`,
+		`{"id":"a","case_id":"c","type":"accepted","actor":"x","hlc":"h","at":"2026-11-27T09:30:01Z","data":{ "a":1 }}`, // kept inside
 	} {
 		checkDecode(t, raw, []byte(raw))
 	}
