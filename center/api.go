@@ -100,7 +100,7 @@ func (c *Center) handleListCases(w http.ResponseWriter, r *http.Request) {
 	for i, cs := range page.Cases {
 		views[i] = daemon.MakeCaseView(cs, c.cal, c.loc, full)
 	}
-	daemon.WriteJSON(w, http.StatusOK, map[string]any{"station": st, "cases": views, "next": page.Next})
+	daemon.WriteCasePageJSON(w, views, map[string]any{"station": st, "next": page.Next})
 }
 
 func (c *Center) handleGetCase(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +118,7 @@ func (c *Center) handleGetCase(w http.ResponseWriter, r *http.Request) {
 		daemon.WriteDomainError(w, err)
 		return
 	}
-	daemon.WriteJSON(w, http.StatusOK, daemon.MakeCaseView(cs, c.cal, c.loc, daemon.FullRequested(r)))
+	daemon.WriteCaseJSON(w, http.StatusOK, daemon.MakeCaseView(cs, c.cal, c.loc, daemon.FullRequested(r)))
 }
 
 // DistrictStats is the month's statistics of every station and of the

@@ -488,7 +488,7 @@ func (d *Daemon) handleGetCase(w http.ResponseWriter, r *http.Request) {
 		writeDomainError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d.caseView(r, c))
+	WriteCaseJSON(w, http.StatusOK, d.caseView(r, c))
 }
 
 // handleListCases lists the committed cases, with this PC's pending
@@ -536,7 +536,7 @@ func (d *Daemon) handleListCases(w http.ResponseWriter, r *http.Request) {
 	for _, c := range append(fresh, page.Cases...) {
 		views = append(views, d.caseView(r, c))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cases": views, "next": page.Next})
+	WriteCasePageJSON(w, views, map[string]any{"next": page.Next})
 }
 
 // opsFor picks the writes for case id.

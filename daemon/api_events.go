@@ -128,11 +128,12 @@ func (d *Daemon) answerCase(w http.ResponseWriter, r *http.Request, op records.O
 		writeError(w, http.StatusConflict, "conflict_kept", "the write reached the station after others that no longer allow it; it is kept at /v1/conflicts for a person to resolve")
 		return
 	}
-	body := map[string]any{"case": d.caseView(r, c), "replication": replicated, "repeat": res.Status == "repeat"}
+	rest := map[string]any{"replication": replicated, "repeat": res.Status == "repeat"}
 	for k, v := range extra {
-		body[k] = v
+		rest[k] = v
 	}
-	writeJSON(w, code, body)
+	view := d.caseView(r, c)
+	writeWith(w, code, "case", view, func(b []byte) ([]byte, error) { return AppendCaseViewJSON(b, view) }, rest)
 }
 
 // writeID is the id of the event or evaluation op writes ("" for others).

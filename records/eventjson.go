@@ -25,6 +25,19 @@ func encodeEvent(ev Event) ([]byte, error) {
 	return json.Marshal(ev)
 }
 
+// AppendEventJSON appends ev as json.Marshal encodes it, or returns b
+// unchanged and false when a field needs what only encoding/json does
+// (escaping, compaction). An API answer writes a case's events with it:
+// encoding/json would scan and compact every event's data again.
+func AppendEventJSON(b []byte, ev Event) ([]byte, bool) {
+	n := len(b)
+	out, ok := appendEventJSON(b, ev)
+	if !ok {
+		return b[:n], false
+	}
+	return out, true
+}
+
 // appendEventJSON appends ev as json.Marshal encodes it, or reports false
 // when a field needs what only json.Marshal does (escaping, compaction).
 func appendEventJSON(b []byte, ev Event) ([]byte, bool) {
