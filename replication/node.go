@@ -62,9 +62,12 @@ type Config struct {
 	// for this long, when quorum stays safe; 0 (default) never does.
 	RemoveUnreachableAfter time.Duration
 
-	HeartbeatTimeout   time.Duration // default 500ms
-	ElectionTimeout    time.Duration // default 500ms
-	LeaderLeaseTimeout time.Duration // default 250ms
+	HeartbeatTimeout time.Duration // default 500ms
+	ElectionTimeout  time.Duration // default 500ms
+	// LeaderLeaseTimeout, default HeartbeatTimeout (its most): a leader
+	// that has not heard from a quorum for this long steps down. It also
+	// spaces the heartbeats (heartbeatInterval).
+	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration // default 500ms: a fallback; followers learn of commits at once (kickCommit)
 	SnapshotInterval   time.Duration // default 2m
 	// SnapshotAfterStart: how long after raft starts (Open, ResumeWrites)
@@ -114,7 +117,7 @@ func (c *Config) setDefaults() {
 	}
 	def(&c.HeartbeatTimeout, 500*time.Millisecond)
 	def(&c.ElectionTimeout, 500*time.Millisecond)
-	def(&c.LeaderLeaseTimeout, 250*time.Millisecond)
+	def(&c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	def(&c.CommitTimeout, 500*time.Millisecond)
 	def(&c.SnapshotInterval, 2*time.Minute)
 	def(&c.SnapshotAfterStart, 30*time.Second)
@@ -343,6 +346,19 @@ func (n *Node) r() *raft.Raft {
 // with its wait.
 func (n *Node) run() *raftRun { return n.raftp.Load() }
 
+// heartbeatInterval is the least time between two heartbeats of the
+// leader to a follower; raft randomises each wait between it and twice it
+// (third_party/raft, PATCHES.md). Upstream sends them every tenth of the
+// heartbeat timeout, which makes heartbeats most of an idle station's
+// work: each one wakes a dozen goroutines on both PCs over QUIC. A
+// quarter still gives a follower at least two heartbeats in every
+// heartbeat timeout, and a third of the lease at least one answer from
+// each follower in every lease, so neither times out while the leader is
+// up.
+func heartbeatInterval(heartbeatTimeout, leaderLease time.Duration) time.Duration {
+	return min(heartbeatTimeout/4, leaderLease/3)
+}
+
 // startRaft starts a raft instance on the node's stores, FSM and
 // transport: at Open, and again when writes resume after a pause.
 func (n *Node) startRaft(hl hclog.Logger) error {
@@ -351,6 +367,7 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 	rc.HeartbeatTimeout = n.cfg.HeartbeatTimeout
 	rc.ElectionTimeout = n.cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = n.cfg.LeaderLeaseTimeout
+	rc.HeartbeatInterval = heartbeatInterval(n.cfg.HeartbeatTimeout, n.cfg.LeaderLeaseTimeout)
 	rc.CommitTimeout = n.cfg.CommitTimeout
 	rc.SnapshotInterval = n.cfg.SnapshotInterval
 	rc.SnapshotThreshold = n.cfg.SnapshotThreshold

@@ -150,6 +150,13 @@ type Config struct {
 	// from a leader before we attempt an election.
 	HeartbeatTimeout time.Duration
 
+	// HeartbeatInterval (stationsync patch, see PATCHES.md) is how long the
+	// leader waits, randomised between it and twice it, before it sends a
+	// follower the next heartbeat. 0 is upstream's HeartbeatTimeout / 10.
+	// It must be shorter than LeaderLeaseTimeout / 2: the leader steps down
+	// when a quorum has not answered within its lease.
+	HeartbeatInterval time.Duration
+
 	// ElectionTimeout specifies the time in candidate state without contact
 	// from a leader before we attempt an election.
 	ElectionTimeout time.Duration
@@ -378,6 +385,9 @@ func ValidateConfig(config *Config) error {
 	}
 	if config.LeaderLeaseTimeout < 5*time.Millisecond {
 		return fmt.Errorf("LeaderLeaseTimeout is too low")
+	}
+	if config.HeartbeatInterval < 0 || 2*config.HeartbeatInterval >= config.LeaderLeaseTimeout {
+		return fmt.Errorf("HeartbeatInterval (%s) must be at least 0 and less than half of LeaderLeaseTimeout (%s)", config.HeartbeatInterval, config.LeaderLeaseTimeout)
 	}
 	if config.LeaderLeaseTimeout > config.HeartbeatTimeout {
 		return fmt.Errorf("LeaderLeaseTimeout (%s) cannot be larger than heartbeat timeout (%s)", config.LeaderLeaseTimeout, config.HeartbeatTimeout)

@@ -382,6 +382,15 @@ func (r *Raft) sendLatestSnapshot(s *followerReplication) (bool, error) {
 	return false, nil
 }
 
+// heartbeatInterval is the least time between two heartbeats to a
+// follower (stationsync patch: upstream always waits HeartbeatTimeout/10).
+func heartbeatInterval(c Config) time.Duration {
+	if c.HeartbeatInterval > 0 {
+		return c.HeartbeatInterval
+	}
+	return c.HeartbeatTimeout / 10
+}
+
 // heartbeat is used to periodically invoke AppendEntries on a peer
 // to ensure they don't time out. This is done async of replicate(),
 // since that routine could potentially be blocked on disk IO.
@@ -399,7 +408,7 @@ func (r *Raft) heartbeat(s *followerReplication, stopCh chan struct{}) {
 		// Wait for the next heartbeat interval or forced notify
 		select {
 		case <-s.notifyCh:
-		case <-randomTimeout(r.config().HeartbeatTimeout / 10):
+		case <-randomTimeout(heartbeatInterval(r.config())):
 		case <-stopCh:
 			return
 		}

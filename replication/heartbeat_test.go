@@ -1,0 +1,136 @@
+package replication
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// The heartbeat interval the node gives raft (third_party/raft's
+// HeartbeatInterval patch) is valid for raft with every sensible pair of
+// timeouts and keeps the margins heartbeatInterval promises.
+func TestHeartbeatIntervalMargins(t *testing.T) {
+	for _, tc := range []struct{ heartbeat, lease time.Duration }{
+		{500 * time.Millisecond, 500 * time.Millisecond}, // the defaults
+		{500 * time.Millisecond, 250 * time.Millisecond}, // the lease of configs before 2026-11-27
+		{2 * time.Second, 2 * time.Second},
+		{2 * time.Second, 100 * time.Millisecond},
+		{50 * time.Millisecond, 50 * time.Millisecond}, // tests
+	} {
+		iv := heartbeatInterval(tc.heartbeat, tc.lease)
+		// raft waits between iv and 2*iv before each heartbeat.
+		if 2*iv > tc.heartbeat/2 || 2*iv > tc.lease*2/3 {
+			t.Errorf("heartbeat %v, lease %v: interval %v leaves a follower or the lease less margin than promised", tc.heartbeat, tc.lease, iv)
+		}
+		c := raft.DefaultConfig()
+		c.LocalID = "pc-1"
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.HeartbeatInterval = tc.heartbeat, tc.heartbeat, tc.lease, iv
+		if err := raft.ValidateConfig(c); err != nil {
+			t.Errorf("heartbeat %v, lease %v: raft refuses interval %v: %v", tc.heartbeat, tc.lease, iv, err)
+		}
+	}
+	c := raft.DefaultConfig()
+	c.LocalID = "pc-1"
+	c.HeartbeatInterval = c.LeaderLeaseTimeout / 2
+	if err := raft.ValidateConfig(c); err == nil {
+		t.Error("raft accepts a heartbeat interval of half the lease: two waits of twice it would outlast the lease")
+	}
+}
+
+// heartbeatCounter counts the heartbeats (AppendEntries without entries,
+// previous entry or commit index) one server sends.
+type heartbeatCounter struct {
+	*raft.InmemTransport
+	beats atomic.Int64
+}
+
+func (h *heartbeatCounter) AppendEntries(id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	if len(req.Entries) == 0 && req.PrevLogEntry == 0 && req.LeaderCommitIndex == 0 {
+		h.beats.Add(1)
+	}
+	return h.InmemTransport.AppendEntries(id, target, req, resp)
+}
+
+type nopRaftFSM struct{}
+
+func (nopRaftFSM) Apply(*raft.Log) any                 { return nil }
+func (nopRaftFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots here") }
+func (nopRaftFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
+
+// TestLeaderSpacesHeartbeats: a leader of three raft servers with the
+// node's defaults sends each follower a heartbeat at most every 125 ms
+// (upstream raft: every 50-100 ms), and the followers, hearing from it
+// at least every 250 ms, keep it leader.
+func TestLeaderSpacesHeartbeats(t *testing.T) {
+	var cfg Config
+	cfg.setDefaults()
+	iv := heartbeatInterval(cfg.HeartbeatTimeout, cfg.LeaderLeaseTimeout)
+	var (
+		trans   [3]*heartbeatCounter
+		rafts   [3]*raft.Raft
+		servers raft.Configuration
+	)
+	for i := range trans {
+		_, tr := raft.NewInmemTransport("")
+		trans[i] = &heartbeatCounter{InmemTransport: tr}
+		servers.Servers = append(servers.Servers, raft.Server{ID: raft.ServerID(fmt.Sprint("pc-", i)), Address: tr.LocalAddr()})
+	}
+	for i := range trans {
+		for j := range trans {
+			if i != j {
+				trans[i].Connect(trans[j].LocalAddr(), trans[j].InmemTransport)
+			}
+		}
+	}
+	for i := range rafts {
+		c := raft.DefaultConfig()
+		c.LocalID = servers.Servers[i].ID
+		c.LogOutput = io.Discard
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, cfg.CommitTimeout
+		c.HeartbeatInterval = iv
+		store, snaps := raft.NewInmemStore(), raft.NewInmemSnapshotStore()
+		if err := raft.BootstrapCluster(c, store, store, snaps, trans[i], servers); err != nil {
+			t.Fatal(err)
+		}
+		r, err := raft.NewRaft(c, nopRaftFSM{}, store, store, snaps, trans[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		rafts[i] = r
+		t.Cleanup(func() { r.Shutdown().Error() })
+	}
+	leader := -1
+	for deadline := time.Now().Add(10 * time.Second); leader < 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for i, r := range rafts {
+			if r.State() == raft.Leader {
+				leader = i
+			}
+		}
+	}
+	if leader < 0 {
+		t.Fatal("no leader within 10 s")
+	}
+	if err := rafts[leader].Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	term := rafts[leader].CurrentTerm()
+	before := trans[leader].beats.Load()
+	const window = 2 * time.Second
+	time.Sleep(window)
+	beats := trans[leader].beats.Load() - before
+	// Two followers, each waited for at least iv between heartbeats (the
+	// window may cut into one wait at each end).
+	if most := 2 * (int64(window/iv) + 1); beats > most {
+		t.Errorf("%d heartbeats to two followers in %v, want at most %d (one per %v each)", beats, window, most, iv)
+	}
+	if beats == 0 {
+		t.Errorf("no heartbeats in %v", window)
+	}
+	if rafts[leader].State() != raft.Leader || rafts[leader].CurrentTerm() != term {
+		t.Errorf("the leader lost its place (state %v, term %d, was %d) with heartbeats every %v-%v", rafts[leader].State(), rafts[leader].CurrentTerm(), term, iv, 2*iv)
+	}
+}
