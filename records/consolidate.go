@@ -271,7 +271,13 @@ func decodeChange(ch Change) (any, error) {
 	case "case":
 		v = &Case{}
 	case "event":
-		v = &Event{}
+		// Most of what a station sends: read without reflection when it
+		// has the stored layout (decodeEvent).
+		ev, err := decodeEvent(ch.Data)
+		if err != nil {
+			return nil, fmt.Errorf("data does not decode: %w", err)
+		}
+		return &ev, nil
 	case "evaluation":
 		v = &Evaluation{}
 	case "workorder":
