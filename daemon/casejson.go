@@ -111,9 +111,19 @@ func WriteCasePageJSON(w http.ResponseWriter, views []CaseView, rest map[string]
 
 // writeWith answers code with the object rest plus key: v, as writeJSON
 // writes such a map[string]any, v's JSON coming from appendV. The keys
-// come sorted, so key must sort before every key of rest.
+// come sorted, so v's JSON goes first; should a key of rest sort before
+// key, the whole answer is left to writeJSON.
 func writeWith(w http.ResponseWriter, code int, key string, v any, appendV func([]byte) ([]byte, error), rest map[string]any) {
-	b, err := appendV(append(append([]byte(`{"`), key...), `":`...))
+	var err error
+	for k := range rest {
+		if k <= key {
+			err = fmt.Errorf("key %q sorts before %q", k, key)
+		}
+	}
+	var b []byte
+	if err == nil {
+		b, err = appendV(append(append([]byte(`{"`), key...), `":`...))
+	}
 	if err == nil && len(rest) == 0 {
 		b = append(b, '}')
 	} else if err == nil {
@@ -124,10 +134,10 @@ func writeWith(w http.ResponseWriter, code int, key string, v any, appendV func(
 	}
 	if err != nil {
 		all := map[string]any{key: v}
-		for k, v := range rest {
-			all[k] = v
+		for k, x := range rest {
+			all[k] = x
 		}
-		writeJSON(w, code, all) // encoding/json says what is wrong
+		writeJSON(w, code, all) // encoding/json orders the keys or says what is wrong
 		return
 	}
 	writeBody(w, code, b)
