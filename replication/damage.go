@@ -224,7 +224,7 @@ func readLocalRecords(dir string, key []byte, logger *slog.Logger) ([]kv, error)
 	logPrefix := []byte(logstore.ReservedPrefix + "log/")
 	var out []kv
 	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		it := txn.NewIterator(iterOptions(nil))
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			k := it.Item().KeyCopy(nil)

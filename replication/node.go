@@ -486,8 +486,7 @@ func (n *Node) Feed(since uint64, limit int) (FeedPage, error) {
 		} else if len(id) > 0 {
 			page.ClusterID = string(id)
 		}
-		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixFeed
+		opts := iterOptions(prefixFeed)
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		for it.Seek(feedKey(since + 1)); it.ValidForPrefix(prefixFeed) && len(page.Changes) < limit; it.Next() {
