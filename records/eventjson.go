@@ -131,9 +131,10 @@ func compactAndSafe(d []byte) bool {
 				end++
 			}
 			i = end + 1
-		case ' ', '\t', '\n', '\r':
-			return false
 		default:
+			if isJSONSpace(d[i]) {
+				return false
+			}
 			i++
 		}
 	}
@@ -250,6 +251,7 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 	return ev, true
 }
 
+// isJSONSpace says whether c is white space to JSON.
 func isJSONSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
 }
