@@ -592,9 +592,9 @@ func (r txnReader) Scan(prefix, after string, fn func(string, []byte) (bool, err
 // under prefix (nil: all), values read in the iterating goroutine.
 // badger's defaults prefetch values, which starts a goroutine for each of
 // the next 100 items and makes each value read wait for its goroutine:
-// every value here is small and inline in the LSM tree (the store's
-// value threshold, 64 KiB, is far above a record), so that bought nothing and cost
-// a goroutine per event read, and under load the wait for it to be
+// every record is small and inline in the LSM tree (the store's value
+// threshold, 64 KiB, is far above a record), so that bought nothing and
+// cost a goroutine per event read, and under load the wait for it to be
 // scheduled (execution trace of a leader under 64 HTTP clients: 2.4
 // goroutines on average waiting in Item.ValueCopy for their prefetch).
 func iterOptions(prefix []byte) badger.IteratorOptions {
