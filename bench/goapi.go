@@ -117,6 +117,17 @@ func (c *goCluster) workload(clients, first int, creates *atomic.Int64) (prepare
 	return prepare, op
 }
 
+// lastIndex is the highest last raft log index among the running nodes.
+func (c *goCluster) lastIndex() uint64 {
+	var last uint64
+	for _, n := range c.nodes {
+		if n != nil {
+			last = max(last, n.Status().LastLogIndex)
+		}
+	}
+	return last
+}
+
 // leaderIndex waits up to 30 s for a leader among the nodes and returns
 // its index.
 func (c *goCluster) leaderIndex() (int, error) {

@@ -24,6 +24,12 @@ type loadResult struct {
 	PeakRSS     int64  // bytes, max over the server processes during the run (0: not sampled)
 	FirstErr    string // the first error seen, for the report
 	SampleCount int
+	// AllOK counts the ops answered OK from the first to the last (warmup
+	// and the drain after the window included), Entries the raft entries
+	// appended meanwhile (0: not known): their ratio is how many writes
+	// group commit put in one entry.
+	AllOK   int
+	Entries uint64
 }
 
 func (r loadResult) OpsPerSec() float64 {
@@ -49,6 +55,7 @@ func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepar
 		mu        sync.Mutex
 		lat       []time.Duration
 		okN, errN int
+		allN      int
 		pendN     int
 		firstErr  string
 		wg        sync.WaitGroup
@@ -60,7 +67,7 @@ func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepar
 		go func(w int) {
 			defer wg.Done()
 			local := make([]time.Duration, 0, 4096)
-			var lok, lerr, lpend int
+			var lok, lerr, lpend, lall int
 			var lfirst string
 			for !stop.Load() {
 				m := measuring.Load()
@@ -74,6 +81,9 @@ func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepar
 					pending, err = op(ctx, w)
 				}
 				d := time.Since(t0)
+				if err == nil && !pending {
+					lall++
+				}
 				if err != nil && !stop.Load() {
 					time.Sleep(10 * time.Millisecond) // no busy loop against a failing server
 				}
@@ -99,6 +109,7 @@ func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepar
 			mu.Lock()
 			lat = append(lat, local...)
 			okN += lok
+			allN += lall
 			errN += lerr
 			pendN += lpend
 			if firstErr == "" {
@@ -124,7 +135,7 @@ func runLoad(name string, clients int, warmup, dur time.Duration, prepare prepar
 		<-done
 	}
 	slices.Sort(lat)
-	r := loadResult{Name: name, Clients: clients, Duration: elapsed, OK: okN, Errors: errN, Pending: pendN, FirstErr: firstErr, SampleCount: len(lat)}
+	r := loadResult{Name: name, Clients: clients, Duration: elapsed, OK: okN, Errors: errN, Pending: pendN, FirstErr: firstErr, SampleCount: len(lat), AllOK: allN}
 	if len(lat) > 0 {
 		r.P50 = pct(lat, 0.50)
 		r.P99 = pct(lat, 0.99)
@@ -147,6 +158,9 @@ func (r loadResult) String() string {
 		r.Name, r.Clients, r.OK, r.Errors, r.Pending, r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.OpsPerSec())
 	if r.Via != "" {
 		s += " via " + r.Via
+	}
+	if r.Entries > 0 {
+		s += fmt.Sprintf(" ops/entry=%.1f", float64(r.AllOK)/float64(r.Entries))
 	}
 	if r.PeakRSS > 0 {
 		s += fmt.Sprintf(" peakRSS=%.1fMiB", float64(r.PeakRSS)/(1<<20))
@@ -198,4 +212,14 @@ func writeRows(clients []int) []writeRun {
 		}
 	}
 	return out
+}
+
+// entriesBetween is the number of raft entries from last index first to
+// last index last (0, unknown, when either is unknown or the log went
+// back, as after a restore).
+func entriesBetween(first, last uint64) uint64 {
+	if first == 0 || last <= first {
+		return 0
+	}
+	return last - first
 }

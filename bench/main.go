@@ -229,8 +229,10 @@ func (rep *report) runStation(bin, root string) {
 	for _, w := range runs {
 		prep, op := s.httpWorkload(w.clients, w.first, &creates)
 		sampler := sampleRSS(s.pids())
+		first := s.lastIndex()
 		r := runLoad("stationsync HTTP", w.clients, rep.Warmup, rep.Dur, prep, op)
 		r.PeakRSS, r.Via = sampler.Stop(), w.via
+		r.Entries = entriesBetween(first, s.lastIndex())
 		fmt.Println("bench:", r)
 		rep.http = append(rep.http, r)
 	}
@@ -355,8 +357,10 @@ func (rep *report) runGoAPIInProcess(root string) {
 				pprof.StartCPUProfile(pf)
 			}
 		}
+		first := c.lastIndex()
 		r := runLoad("stationsync Go API", w.clients, rep.Warmup, rep.Dur, prep, op)
 		r.Via = w.via
+		r.Entries = entriesBetween(first, c.lastIndex())
 		if pf != nil {
 			pprof.StopCPUProfile()
 			pf.Close()

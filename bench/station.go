@@ -195,6 +195,8 @@ type nodeStatus struct {
 		State  string `json:"state"`
 		Term   uint64 `json:"term"`
 		Leader string `json:"leader"`
+		// LastLogIndex: the last raft entry in this node's log.
+		LastLogIndex uint64 `json:"last_log_index"`
 	} `json:"raft"`
 }
 
@@ -211,6 +213,21 @@ func (n *stationNode) status() (nodeStatus, error) {
 		return st, fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// lastIndex is the highest last raft log index among the running nodes
+// that answer (0 if none does).
+func (s *station) lastIndex() uint64 {
+	var last uint64
+	for _, n := range s.nodes {
+		if !n.running() {
+			continue
+		}
+		if st, err := n.status(); err == nil {
+			last = max(last, st.Raft.LastLogIndex)
+		}
+	}
+	return last
 }
 
 // waitReady waits until node i's API answers /v1/status and returns the
