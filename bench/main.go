@@ -497,6 +497,7 @@ func (rep *report) markdown() string {
 			ptarget, pmet = "< 256 MiB", yesno(h.PeakRSS > 0 && h.PeakRSS < 256<<20)
 		}
 		fmt.Fprintf(&b, "| %s | peak RSS, one server process | %s | n/a (in-process) | %s | %s | | %s | %s |\n", label, mib(h.PeakRSS), mib(e.PeakRSS), ratio(float64(h.PeakRSS), float64(e.PeakRSS)), ptarget, pmet)
+		fmt.Fprintf(&b, "| %s | events per raft entry (case creations take entries too) | %s | %s | n/a | | | | |\n", label, perEntry(h), perEntry(g))
 		fmt.Fprintf(&b, "| %s | ok / errors / 202 pending | %d / %d / %d | %d / %d / - | %d / %d / - | | | | |\n", label, h.OK, h.Errors, h.Pending, g.OK, g.Errors, e.OK, e.Errors)
 	}
 	fmt.Fprintf(&b, "\nCase creations (one per %d events, run before an op's clock starts, not counted in ops/s): HTTP %d, Go API %d.\n", eventsPerCase, rep.creates[0], rep.creates[1])
