@@ -121,7 +121,7 @@ func (n *Node) runBatcher() {
 		for ops < maxBatchOps && size < maxBatchBytes {
 			select {
 			case r := <-n.submitC:
-				if ops+len(r.ops) > maxBatchOps || size+len(r.raw) > maxBatchBytes || r.local != first.local {
+				if ops+len(r.ops) > maxBatchOps || size+len(r.raw) > maxBatchBytes {
 					carry = r
 					break gather
 				}
@@ -142,8 +142,37 @@ func (n *Node) runBatcher() {
 }
 
 // commit writes one batch: as a raft entry on the leader, or forwarded to
-// the leader from a follower.
+// the leader from a follower. A batch may hold both writes submitted here
+// and writes followers forwarded (local): on the leader they travel in one
+// entry, which is what lets the followers' writes and the leader's own
+// share entries under load. A node that is no longer the leader refuses
+// the forwarded ones (the follower retries with the new leader) and
+// forwards its own.
 func (n *Node) commit(batch []*request) {
+	var local, other []*request
+	for _, r := range batch {
+		if r.local {
+			local = append(local, r)
+		} else {
+			other = append(other, r)
+		}
+	}
+	if len(local) > 0 && len(other) > 0 && n.r().State() != raft.Leader {
+		n.commitBatch(local)
+		n.commitBatch(other)
+		return
+	}
+	n.commitBatch(batch)
+}
+
+// commitBatch writes batch as one raft entry: on this node when any of it
+// was forwarded here (only the leader may take those), else wherever the
+// leader is.
+func (n *Node) commitBatch(batch []*request) {
+	forwarded := false
+	for _, r := range batch {
+		forwarded = forwarded || r.local
+	}
 	nops := 0
 	raws := make([][]byte, len(batch))
 	for i, r := range batch {
@@ -155,7 +184,7 @@ func (n *Node) commit(batch []*request) {
 	defer cancel()
 	var results []Result
 	var err error
-	if batch[0].local {
+	if forwarded {
 		results, err = n.applyLeader(raw, true)
 	} else {
 		results, err = n.applyAnywhere(ctx, raw)
