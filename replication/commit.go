@@ -146,8 +146,8 @@ func (n *Node) runBatcher() {
 // and writes followers forwarded (local): on the leader they travel in one
 // entry, which is what lets the followers' writes and the leader's own
 // share entries under load. A node that is no longer the leader refuses
-// the forwarded ones (the follower retries with the new leader) and
-// forwards its own.
+// the forwarded ones (ErrNoLeader: handleRPC answers not_leader, and the
+// follower sends them to the current leader) and forwards its own.
 func (n *Node) commit(batch []*request) {
 	var local, other []*request
 	for _, r := range batch {

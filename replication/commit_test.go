@@ -3,7 +3,10 @@ package replication
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/stationsync/stationsync/records"
 )
@@ -71,5 +74,27 @@ func TestMixedBatch(t *testing.T) {
 	}
 	if hasCase(ln, "follower-fwd") {
 		t.Fatal("a follower applied a write forwarded to it as if it were the leader")
+	}
+}
+
+// A follower resends forwarded ops to the current leader when the node it
+// sent them to answers not_leader (forward); applyLeader's errors for a
+// node that lost leadership must map to it, the others not.
+func TestApplyErrorCode(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		code string
+	}{
+		{fmt.Errorf("%w: leadership changed during the write (%v); retry with the same id", ErrNoLeader, raft.ErrLeadershipLost), "not_leader"},
+		{fmt.Errorf("%w: leadership changed during the write (%v); retry with the same id", ErrNoLeader, raft.ErrNotLeader), "not_leader"},
+		{fmt.Errorf("%w: raft stopped on this node during the write; retry with the same id", ErrNoLeader), "not_leader"},
+		{fmt.Errorf("%w: this node's raft log write failed (disk); the other PCs may have made the write: retry with the same id", ErrOutcomeUnknown), "unknown"},
+		{fmt.Errorf("%w: 70000 bytes, at most 65536 in one write", ErrTooLarge), "internal"},
+		{ErrClosed, "internal"},
+		{fmt.Errorf("raft apply: %w", raft.ErrEnqueueTimeout), "internal"},
+	} {
+		if got := applyErrorCode(c.err); got != c.code {
+			t.Errorf("%v: code %q, want %q", c.err, got, c.code)
+		}
 	}
 }

@@ -210,6 +210,21 @@ func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
 	}
 }
 
+// applyErrorCode is the answer's code for forwarded ops that failed with
+// err. ErrNoLeader: this node was not the leader by the time they were
+// applied (not appended, or appended in a term it lost); the follower
+// sends them to the current leader, where their ids make them repeats if
+// this node's entry commits after all.
+func applyErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrOutcomeUnknown):
+		return "unknown"
+	case errors.Is(err, ErrNoLeader):
+		return "not_leader"
+	}
+	return "internal"
+}
+
 func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 	addr, id := n.r().LeaderWithID()
 	switch req.Method {
@@ -229,9 +244,10 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		}
 		results, err := n.submitForwarded(ctx, ops, req.Ops)
 		if err != nil {
-			resp.Code, resp.Error = "internal", err.Error()
-			if errors.Is(err, ErrOutcomeUnknown) {
-				resp.Code = "unknown"
+			resp.Code, resp.Error = applyErrorCode(err), err.Error()
+			if resp.Code == "not_leader" {
+				a, _ := n.r().LeaderWithID()
+				resp.Leader = string(a)
 			}
 			return
 		}
