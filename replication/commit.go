@@ -157,22 +157,21 @@ func (n *Node) commit(batch []*request) {
 			other = append(other, r)
 		}
 	}
-	if len(local) > 0 && len(other) > 0 && n.r().State() != raft.Leader {
-		n.commitBatch(local)
-		n.commitBatch(other)
-		return
+	switch {
+	case len(local) == 0:
+		n.commitBatch(batch, false)
+	case len(other) == 0 || n.r().State() == raft.Leader:
+		n.commitBatch(batch, true)
+	default:
+		n.commitBatch(local, true)
+		n.commitBatch(other, false)
 	}
-	n.commitBatch(batch)
 }
 
-// commitBatch writes batch as one raft entry: on this node when any of it
-// was forwarded here (only the leader may take those), else wherever the
-// leader is.
-func (n *Node) commitBatch(batch []*request) {
-	forwarded := false
-	for _, r := range batch {
-		forwarded = forwarded || r.local
-	}
+// commitBatch writes batch as one raft entry: on this node when some of it
+// was forwarded here (forwarded; only the leader may take those), else
+// wherever the leader is.
+func (n *Node) commitBatch(batch []*request, forwarded bool) {
 	nops := 0
 	raws := make([][]byte, len(batch))
 	for i, r := range batch {
