@@ -170,19 +170,18 @@ func headBytes(st interface{ Get(string) ([]byte, error) }, id string) (key stri
 	return key, b, nil
 }
 
-// caseKnown says whether case id has a head, without decoding it (its
-// merge decodes it, from the head cache when it can).
-func caseKnown(st interface{ Get(string) ([]byte, error) }, id string) (bool, error) {
-	_, b, err := headBytes(st, id)
-	return b != nil && string(b) != "null", err
-}
-
 // loadHead reads the head of case id (nil if there is none).
 func loadHead(st interface{ Get(string) ([]byte, error) }, id string) (*caseHead, error) {
 	key, b, err := headBytes(st, id)
 	if err != nil || b == nil {
 		return nil, err
 	}
+	return decodeHead(st, key, b)
+}
+
+// decodeHead is the head stored as b under key: the head cache's when it
+// still holds it as those bytes, else decoded.
+func decodeHead(st interface{ Get(string) ([]byte, error) }, key string, b []byte) (*caseHead, error) {
 	if hc := headCacheOf(st); hc != nil {
 		if h, ok := hc.take(key, b); ok {
 			h.Case.accepted = h.Accepted

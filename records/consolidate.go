@@ -138,7 +138,7 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		return cur, nil, nil // taken before
 	}
 	ss := stationState(st, pg.Station)
-	decoded, err := checkPulled(ss, pg, cur.Seq)
+	decoded, heads, err := checkPulled(ss, pg, cur.Seq)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -191,7 +191,13 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		cur.Seq = ch.Seq
 	}
 	for _, g := range order {
-		if err := mergeCase(ss, g.id, g.fresh, g.evs, g.evals); err != nil {
+		read, ok := heads[g.id]
+		if !ok {
+			if _, read, err = headBytes(ss, g.id); err != nil {
+				return nil, nil, err
+			}
+		}
+		if err := mergeCase(ss, g.id, read, g.fresh, g.evs, g.evals); err != nil {
 			return nil, nil, fmt.Errorf("station %s case %s: %w", pg.Station, g.id, err)
 		}
 	}
@@ -209,10 +215,13 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 // store nor the page before it holds. A merge failing half-way is not a
 // domain error: it would stop the center's state machine on every node,
 // and again after every restart. It returns each change decoded (by
-// index in the page; nil for kinds stored as they are), for the merge.
-func checkPulled(ss State, pg PulledPage, after uint64) ([]any, error) {
+// index in the page; nil for kinds stored as they are), for the merge,
+// and the stored heads it read, by case id: the page merges each case
+// once, so they are still the stored ones when its merge comes.
+func checkPulled(ss State, pg PulledPage, after uint64) ([]any, map[string][]byte, error) {
 	decoded := make([]any, len(pg.Changes))
 	cases, orders := map[string]bool{}, map[string]bool{}
+	heads := map[string][]byte{}
 	for i, ch := range pg.Changes {
 		if ch.Seq <= after {
 			continue
@@ -222,42 +231,43 @@ func checkPulled(ss State, pg PulledPage, after uint64) ([]any, error) {
 		}
 		v, err := decodeChange(ch.Change)
 		if err != nil {
-			return nil, refuse(err.Error())
+			return nil, nil, refuse(err.Error())
 		}
 		decoded[i] = v
 		switch v := v.(type) {
 		case *Case:
 			if !validRecordID(v.ID) {
-				return nil, refuse(fmt.Sprintf("case id %q is not a record id", v.ID))
+				return nil, nil, refuse(fmt.Sprintf("case id %q is not a record id", v.ID))
 			}
 			cases[v.ID] = true
 		case *WorkOrder:
 			orders[v.ID] = true
 		case *Event, *Evaluation:
 			if !cases[ch.Key] {
-				known, err := caseKnown(ss, ch.Key)
+				_, b, err := headBytes(ss, ch.Key)
 				if err != nil {
-					return nil, err
+					return nil, nil, err
 				}
-				if !known {
-					return nil, refuse("its case is not known before it")
+				if b == nil || string(b) == "null" {
+					return nil, nil, refuse("its case is not known before it")
 				}
 				cases[ch.Key] = true
+				heads[ch.Key] = b
 			}
 		case *WorkOrderEvent:
 			if !orders[ch.Key] {
 				var w *WorkOrder
 				if err := getJSON(ss, prefixWorkOrder+ch.Key, &w); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 				if w == nil {
-					return nil, refuse("its work order is not known before it")
+					return nil, nil, refuse("its work order is not known before it")
 				}
 				orders[ch.Key] = true
 			}
 		}
 	}
-	return decoded, nil
+	return decoded, heads, nil
 }
 
 // decodeChange decodes a station change's record: *Case, *Event,
@@ -342,11 +352,11 @@ func mergeDecoded(st State, ch Change, v any) error {
 			return st.Set(keySettings, ch.Data)
 		}
 	case *Case:
-		return mergeCase(st, v.ID, v, nil, nil)
+		return loadMergeCase(st, v.ID, v, nil, nil)
 	case *Event:
-		return mergeCase(st, ch.Key, nil, []Event{*v}, nil)
+		return loadMergeCase(st, ch.Key, nil, []Event{*v}, nil)
 	case *Evaluation:
-		return mergeCase(st, ch.Key, nil, nil, []Evaluation{*v})
+		return loadMergeCase(st, ch.Key, nil, nil, []Evaluation{*v})
 	case *WorkOrder:
 		w := *v
 		var old *WorkOrder
@@ -389,15 +399,28 @@ type caseMerge struct {
 	evals []Evaluation
 }
 
-// mergeCase merges a station's case record into the center's copy: a
-// new case is stored from fresh, a known one gains the events and
-// evaluations it lacks (by id), fresh's and evs and evals. fresh is nil
-// for event or evaluation changes alone, which need their case known
-// before them (the feed never does otherwise).
-func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation) error {
-	h, err := loadHead(st, id)
+// loadMergeCase is mergeCase with the head read here.
+func loadMergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation) error {
+	_, read, err := headBytes(st, id)
 	if err != nil {
 		return err
+	}
+	return mergeCase(st, id, read, fresh, evs, evals)
+}
+
+// mergeCase merges a station's case record into the center's copy: a
+// new case is stored from fresh, a known one gains the events and
+// evaluations it lacks (by id), fresh's and evs and evals. read is the
+// case's stored head (nil if none), as headBytes read it in this
+// transaction. fresh is nil for event or evaluation changes alone, which
+// need their case known before them (the feed never does otherwise).
+func mergeCase(st State, id string, read []byte, fresh *Case, evs []Event, evals []Evaluation) error {
+	var h *caseHead
+	if read != nil {
+		var err error
+		if h, err = decodeHead(st, caseKey(id), read); err != nil {
+			return err
+		}
 	}
 	switch {
 	case h == nil && fresh == nil:
@@ -410,14 +433,18 @@ func mergeCase(st State, id string, fresh *Case, evs []Event, evals []Evaluation
 		evs = slices.Concat(fresh.Events, evs)
 		evals = slices.Concat(fresh.Evaluations, evals)
 	}
+	// Events first: an evaluation comes after its case's events, and
+	// merged first it would make them look out of order (mergeEvents then
+	// reads and folds all the case's events again). Evaluations do not
+	// enter the fold, so the order changes nothing else.
+	if err := mergeEvents(st, h, evs); err != nil {
+		return err
+	}
 	for _, e := range evals {
 		if !hasEvaluation(h.Case, e.ID) {
 			h.Evaluations = append(h.Evaluations, e)
 			h.Last = max(h.Last, e.HLC)
 		}
-	}
-	if err := mergeEvents(st, h, evs); err != nil {
-		return err
 	}
 	return storeHead(st, h)
 }

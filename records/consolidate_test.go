@@ -2,6 +2,7 @@ package records
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -215,5 +216,74 @@ func TestConsolidationPageSizeDoesNotMatter(t *testing.T) {
 		if got := cases(center); !reflect.DeepEqual(got, want) {
 			t.Fatalf("pages of %d, read twice: center holds\n%+v\nwant\n%+v", n, got, want)
 		}
+	}
+}
+
+// countingState counts the reads of case heads and the scans of a case's
+// events, under a head cache as the center's state machine has.
+type countingState struct {
+	cachingState
+	headReads, eventScans *int
+}
+
+func (s countingState) Get(k string) ([]byte, error) {
+	if strings.HasPrefix(k, prefixStation) && strings.Contains(k, "/"+prefixCase) && !strings.Contains(k, eventSep) {
+		*s.headReads++
+	}
+	return s.cachingState.Get(k)
+}
+
+func (s countingState) Scan(prefix, after string, fn func(string, []byte) (bool, error)) error {
+	if strings.Contains(prefix, eventSep) {
+		*s.eventScans++
+	}
+	return s.cachingState.Scan(prefix, after, fn)
+}
+
+// A page with a case's last event and its evaluation reads the case's
+// head once and does not read its stored events: the evaluation, later
+// than the event, used to be merged first, so the event looked out of
+// order and every event of the case was read and folded again; and the
+// head was read twice, to check the case is known and to merge.
+func TestConsolidationReadsAKnownCaseOnce(t *testing.T) {
+	st, clock := testStation(t)
+	f := &stationFeed{st: st}
+	f.create(t, clock, "c")
+	f.event(t, clock, "c", EventAccepted)
+	f.event(t, clock, "c", EventCompleted)
+	f.evaluate(t, clock, "c")
+	var heads, scans int
+	center := countingState{cachingState: cachingState{memState: memState{}, heads: NewHeadCache(0)}, headReads: &heads, eventScans: &scans}
+	consolidate := func(changes []PulledChange, from uint64) {
+		t.Helper()
+		pg := PulledPage{Station: "XC-IP-01", ClusterID: "k", From: from, Changes: changes, Head: uint64(len(f.changes))}
+		if _, _, err := Apply(center, Op{Kind: OpConsolidate, Pull: &pg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := 2 // the case, the accepted event; then the completed event, the evaluation and its work order
+	if k := f.changes[last].Kind; k != "event" {
+		t.Fatalf("change %d is a %s, want the completed event", last, k)
+	}
+	consolidate(f.changes[:last], 0)
+	heads, scans = 0, 0
+	consolidate(f.changes[last:], f.changes[last-1].Seq)
+	if heads != 1 || scans != 0 {
+		t.Errorf("merging the last event and the evaluation: %d reads of the head (want 1), %d scans of the events (want 0)", heads, scans)
+	}
+	got, err := GetCase(StationReader(center, "XC-IP-01"), "c")
+	if err != nil || got.State != EventCompleted || len(got.Events) != 3 || len(got.Evaluations) != 1 {
+		t.Fatalf("center copy: %v state %s, %d events, %d evaluations", err, got.State, len(got.Events), len(got.Evaluations))
+	}
+	ch, err := loadHead(StationReader(center.memState, "XC-IP-01"), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := loadHead(f.st, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch.Last != sh.Last || ch.NEvents != sh.NEvents || ch.Bytes != sh.Bytes {
+		t.Errorf("center's head: last %s, %d events, %d bytes; station's: %s, %d, %d", ch.Last, ch.NEvents, ch.Bytes, sh.Last, sh.NEvents, sh.Bytes)
 	}
 }
