@@ -3,6 +3,7 @@ package replication
 import (
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,13 +47,40 @@ func TestHeartbeatIntervalMargins(t *testing.T) {
 type heartbeatCounter struct {
 	*raft.InmemTransport
 	beats atomic.Int64
+
+	mu   sync.Mutex
+	sent map[raft.ServerID][]time.Time // when each heartbeat left, by follower
 }
 
 func (h *heartbeatCounter) AppendEntries(id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	if len(req.Entries) == 0 && req.PrevLogEntry == 0 && req.LeaderCommitIndex == 0 {
 		h.beats.Add(1)
+		h.mu.Lock()
+		if h.sent == nil {
+			h.sent = map[raft.ServerID][]time.Time{}
+		}
+		h.sent[id] = append(h.sent[id], time.Now())
+		h.mu.Unlock()
 	}
 	return h.InmemTransport.AppendEntries(id, target, req, resp)
+}
+
+// sentBetween returns when heartbeats left for each follower between from
+// and to.
+func (h *heartbeatCounter) sentBetween(from, to time.Time) [][]time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out [][]time.Time
+	for _, ts := range h.sent {
+		var in []time.Time
+		for _, t := range ts {
+			if t.After(from) && t.Before(to) {
+				in = append(in, t)
+			}
+		}
+		out = append(out, in)
+	}
+	return out
 }
 
 type nopRaftFSM struct{}
@@ -63,8 +91,10 @@ func (nopRaftFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
 // TestLeaderSpacesHeartbeats: a leader of three raft servers with the
 // node's defaults sends each follower a heartbeat at most every 125 ms
-// (upstream raft: every 50-100 ms), and the followers, hearing from it
-// at least every 250 ms, keep it leader.
+// (upstream raft: every 50-100 ms), to both followers at the same
+// instants (third_party/raft's slotTimeout; upstream times each follower
+// at random), and the followers, hearing from it at least every 250 ms,
+// keep it leader.
 func TestLeaderSpacesHeartbeats(t *testing.T) {
 	var cfg Config
 	cfg.setDefaults()
@@ -118,10 +148,32 @@ func TestLeaderSpacesHeartbeats(t *testing.T) {
 		t.Fatal(err)
 	}
 	term := rafts[leader].CurrentTerm()
-	before := trans[leader].beats.Load()
+	before, start := trans[leader].beats.Load(), time.Now()
 	const window = 2 * time.Second
 	time.Sleep(window)
 	beats := trans[leader].beats.Load() - before
+	// Every heartbeat to one follower left within a few milliseconds of
+	// one to the other (the window's ends aside).
+	sent := trans[leader].sentBetween(start.Add(iv), start.Add(window-iv))
+	if len(sent) != 2 || len(sent[0]) == 0 {
+		t.Fatalf("heartbeats in the window, by follower: %v", sent)
+	}
+	for _, at := range sent[0] {
+		paired := false
+		for _, other := range sent[1] {
+			if d := at.Sub(other); d > -10*time.Millisecond && d < 10*time.Millisecond {
+				paired = true
+			}
+		}
+		if !paired {
+			var others []time.Duration
+			for _, other := range sent[1] {
+				others = append(others, other.Sub(start).Round(time.Millisecond))
+			}
+			t.Errorf("a heartbeat to one follower at +%v has none to the other within 10 ms (to the other at %v)", at.Sub(start).Round(time.Millisecond), others)
+			break
+		}
+	}
 	// Two followers, each waited for at least iv between heartbeats (the
 	// window may cut into one wait at each end).
 	if most := 2 * (int64(window/iv) + 1); beats > most {
