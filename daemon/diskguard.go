@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/stationsync/stationsync/internal/slot"
 )
 
 // The disk guard: a full disk must stop writes with a clear error, never
@@ -37,7 +39,7 @@ const (
 	defaultDiskReserveMB = 64
 	minDiskReserveMB     = 32
 	diskHysteresis       = 16 << 20
-	diskCheckEvery       = time.Second
+	diskCheckEvery       = 750 * time.Millisecond
 )
 
 // diskState is the guard's view of data_dir's file system.
@@ -123,7 +125,7 @@ func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // the node's writes.
 func (d *Daemon) runDiskGuard() {
 	defer d.wg.Done()
-	t := time.NewTicker(diskCheckEvery)
+	t := slot.NewTimer(diskCheckEvery) // on the slot clock: an idle node wakes for it with raft's heartbeats
 	defer t.Stop()
 	retryResume := false
 	loggedErr := ""
@@ -158,6 +160,7 @@ func (d *Daemon) runDiskGuard() {
 		case <-d.stop:
 			return
 		case <-t.C:
+			t.Next()
 		}
 	}
 }

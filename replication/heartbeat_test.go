@@ -95,7 +95,11 @@ func (nopRaftFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 // instants (third_party/raft's slotTimeout; upstream times each follower
 // at random), and the followers, hearing from it at least every 250 ms,
 // keep it leader.
-func TestLeaderSpacesHeartbeats(t *testing.T) {
+// heartbeatCluster starts three raft servers with the node's default
+// timeouts on in-memory transports that count heartbeats, and returns
+// them, the index of the leader and the heartbeat interval.
+func heartbeatCluster(t *testing.T) ([3]*heartbeatCounter, [3]*raft.Raft, int, time.Duration) {
+	t.Helper()
 	var cfg Config
 	cfg.setDefaults()
 	iv := heartbeatInterval(cfg.HeartbeatTimeout, cfg.LeaderLeaseTimeout)
@@ -147,6 +151,11 @@ func TestLeaderSpacesHeartbeats(t *testing.T) {
 	if err := rafts[leader].Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
+	return trans, rafts, leader, iv
+}
+
+func TestLeaderSpacesHeartbeats(t *testing.T) {
+	trans, rafts, leader, iv := heartbeatCluster(t)
 	term := rafts[leader].CurrentTerm()
 	before, start := trans[leader].beats.Load(), time.Now()
 	const window = 2 * time.Second
@@ -185,4 +194,21 @@ func TestLeaderSpacesHeartbeats(t *testing.T) {
 	if rafts[leader].State() != raft.Leader || rafts[leader].CurrentTerm() != term {
 		t.Errorf("the leader lost its place (state %v, term %d, was %d) with heartbeats every %v-%v", rafts[leader].State(), rafts[leader].CurrentTerm(), term, iv, 2*iv)
 	}
+}
+
+// A leader cut off from both followers steps down once its lease is out,
+// with heartbeats on the slot clock (third_party/raft's third patch).
+func TestLeaderStepsDownWithoutFollowers(t *testing.T) {
+	trans, rafts, leader, _ := heartbeatCluster(t)
+	var cfg Config
+	cfg.setDefaults()
+	trans[leader].DisconnectAll()
+	cut := time.Now()
+	for rafts[leader].State() == raft.Leader {
+		if time.Since(cut) > 10*cfg.LeaderLeaseTimeout {
+			t.Fatalf("still leader %v after losing both followers (lease %v)", time.Since(cut), cfg.LeaderLeaseTimeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("stepped down %v after losing both followers (lease %v)", time.Since(cut).Round(time.Millisecond), cfg.LeaderLeaseTimeout)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/stationsync/stationsync/internal/slot"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication/logstore"
 	"github.com/stationsync/stationsync/replication/sealed"
@@ -683,17 +684,21 @@ func (n *Node) WaitLeader(ctx context.Context) (string, error) {
 	}
 }
 
-// runMonitor, every second: gives the cluster its id once it has a leader,
-// probes the members every probeEvery seconds so Status can say which
-// are reachable (within reachableFor), and on the leader does the
-// membership housekeeping (membership.go).
+// runMonitor, every monitorEvery (on the slot clock, so an idle node
+// wakes for it together with raft's heartbeats): gives the cluster its id
+// once it has a leader, probes the members every probeEvery ticks so
+// Status can say which are reachable (within reachableFor), and on the
+// leader does the membership housekeeping (membership.go).
 // probeEvery: members are probed every 3 s (two probes fit reachableFor);
 // an idle station's probes are a good part of its CPU.
-const probeEvery = 3
+const (
+	monitorEvery = 750 * time.Millisecond
+	probeEvery   = 4
+)
 
 func (n *Node) runMonitor() {
 	defer n.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := slot.NewTimer(monitorEvery)
 	defer t.Stop()
 	tick := -1 // probe at the first tick
 	for {
@@ -701,6 +706,7 @@ func (n *Node) runMonitor() {
 		case <-n.closing:
 			return
 		case <-t.C:
+			t.Next()
 		}
 		if n.r().State() == raft.Leader && n.fsm.clusterID.Load().(string) == "" {
 			n.applyInit()
@@ -708,7 +714,14 @@ func (n *Node) runMonitor() {
 		if tick++; tick%probeEvery == 0 {
 			n.probeMembers()
 		}
-		if rr := n.run(); time.Since(rr.started) >= n.cfg.SnapshotAfterStart && rr.snapChecked.CompareAndSwap(false, true) {
+		// The check after start, once the run has applied what its log
+		// held at the start (a snapshot is taken at the applied index:
+		// before the replay it would not cover the log it is meant to),
+		// or a minute later at the latest (a tail of the log that the
+		// leader replaced is never applied).
+		if rr := n.run(); time.Since(rr.started) >= n.cfg.SnapshotAfterStart &&
+			(rr.AppliedIndex() >= rr.startLast || time.Since(rr.started) >= n.cfg.SnapshotAfterStart+time.Minute) &&
+			rr.snapChecked.CompareAndSwap(false, true) {
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()

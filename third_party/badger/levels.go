@@ -560,8 +560,11 @@ func (s *levelsController) runCompactor(id int, lc *z.Closer) {
 	// 20 wakeups a second per compactor even when the DB is idle (most of an
 	// idle node's CPU). Here a compactor runs again 50ms after a compaction
 	// that did work, at once when L0 gets a table (kickCompactors), and
-	// otherwise once a second.
-	const busyTick, idleTick = 50 * time.Millisecond, time.Second
+	// otherwise at the next multiple of idleTick on the clock: every
+	// compactor of every DB in the process wakes at the same instants, and
+	// with stationsync's default timeouts together with raft's heartbeats
+	// (stationsync's internal/slot).
+	const busyTick, idleTick = 50 * time.Millisecond, 1500 * time.Millisecond
 	lastLmax := time.Now()
 	timer := time.NewTimer(busyTick)
 	defer timer.Stop()
@@ -589,7 +592,8 @@ func (s *levelsController) runCompactor(id int, lc *z.Closer) {
 		if worked {
 			timer.Reset(busyTick)
 		} else {
-			timer.Reset(idleTick)
+			now := time.Now()
+			timer.Reset(now.Truncate(idleTick).Add(idleTick).Sub(now))
 		}
 	}
 }
