@@ -89,12 +89,6 @@ func (nopRaftFSM) Apply(*raft.Log) any                 { return nil }
 func (nopRaftFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("no snapshots here") }
 func (nopRaftFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
 
-// TestLeaderSpacesHeartbeats: a leader of three raft servers with the
-// node's defaults sends each follower a heartbeat at most every 125 ms
-// (upstream raft: every 50-100 ms), to both followers at the same
-// instants (third_party/raft's slotTimeout; upstream times each follower
-// at random), and the followers, hearing from it at least every 250 ms,
-// keep it leader.
 // heartbeatCluster starts three raft servers with the node's default
 // timeouts on in-memory transports that count heartbeats, and returns
 // them, the index of the leader and the heartbeat interval.
@@ -154,6 +148,12 @@ func heartbeatCluster(t *testing.T) ([3]*heartbeatCounter, [3]*raft.Raft, int, t
 	return trans, rafts, leader, iv
 }
 
+// TestLeaderSpacesHeartbeats: a leader of three raft servers with the
+// node's defaults sends each follower a heartbeat at most every 125 ms
+// (upstream raft: every 50-100 ms), to both followers at the same
+// instants (third_party/raft's slotTimeout; upstream times each follower
+// at random), and the followers, hearing from it at least every 250 ms,
+// keep it leader.
 func TestLeaderSpacesHeartbeats(t *testing.T) {
 	trans, rafts, leader, iv := heartbeatCluster(t)
 	term := rafts[leader].CurrentTerm()
