@@ -393,8 +393,9 @@ func scanCases(r caseScanner, after string, fn func(Case) (bool, error)) error {
 // mergeEvents adds events of case h not stored yet (the center merging a
 // station's records): by id and timestamp, so a repeat adds nothing. The
 // head is folded one event at a time when they all come after the case's
-// last one, else from all stored events again.
-func mergeEvents(st State, h *caseHead, evs []Event) error {
+// last one, else from all stored events again. It returns the events it
+// stored, as stored, by id (nil if none).
+func mergeEvents(st State, h *caseHead, evs []Event) (put map[string][]byte, err error) {
 	var (
 		fresh []Event
 		ids   = h.storedIDs // ids of the stored events: known, or read at the first miss
@@ -411,7 +412,7 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 		}
 		b, err := st.Get(eventKey(h.ID, ev))
 		if err != nil {
-			return fmt.Errorf("read event %s: %w", ev.ID, err)
+			return nil, fmt.Errorf("read event %s: %w", ev.ID, err)
 		}
 		if b != nil {
 			continue // the same event again: the common repeat
@@ -421,7 +422,7 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 		// one per id.
 		if ids == nil {
 			if ids, err = storedEventIDs(st, h.ID); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if !ids[ev.ID] {
@@ -430,27 +431,30 @@ func mergeEvents(st State, h *caseHead, evs []Event) error {
 	}
 	h.storedIDs = ids
 	if len(fresh) == 0 {
-		return nil
+		return nil, nil
 	}
 	sortEvents(fresh)
 	inOrder := fresh[0].HLC > h.Last && !h.legacy
+	put = make(map[string][]byte, len(fresh))
 	for _, ev := range fresh {
-		if _, err := putEvent(st, h, ev); err != nil {
-			return err
+		b, err := putEvent(st, h, ev)
+		if err != nil {
+			return nil, err
 		}
+		put[ev.ID] = b
 	}
 	if inOrder {
 		for _, ev := range fresh {
 			h.step(ev)
 		}
-		return nil
+		return put, nil
 	}
 	all, err := appendStoredEvents(st, h.ID, append([]Event(nil), h.Events...))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	h.refold(all)
-	return nil
+	return put, nil
 }
 
 // storedEventIDs returns the ids of case id's stored events (from their

@@ -1,6 +1,7 @@
 package records
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -178,6 +179,7 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		case *Event:
 			g := group(ch.Key)
 			g.evs = append(g.evs, *v)
+			g.changes = append(g.changes, eventChange{len(changes), v})
 		case *Evaluation:
 			g := group(ch.Key)
 			g.evals = append(g.evals, *v)
@@ -197,8 +199,18 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 				return nil, nil, err
 			}
 		}
-		if err := mergeCase(ss, g.id, read, g.fresh, g.evs, g.evals); err != nil {
+		put, err := mergeCase(ss, g.id, read, g.fresh, g.evs, g.evals)
+		if err != nil {
 			return nil, nil, fmt.Errorf("station %s case %s: %w", pg.Station, g.id, err)
+		}
+		// An event stored here just as the station sent it (not one
+		// marked as a conflict, say) is not copied into the center's
+		// feed a second time: the feed refers to its key, as a station's
+		// does. By its bytes, which hold its id and timestamp, the key.
+		for _, c := range g.changes {
+			if b, ok := put[c.ev.ID]; ok && bytes.Equal(b, changes[c.i].Data) {
+				changes[c.i].Stored = prefixStation + pg.Station + "/" + eventKey(g.id, *c.ev)
+			}
 		}
 	}
 	cur.Head = max(pg.Head, cur.Seq)
@@ -393,10 +405,18 @@ func mergeDecoded(st State, ch Change, v any) error {
 
 // caseMerge gathers one case's changes of a pulled page.
 type caseMerge struct {
-	id    string
-	fresh *Case // the case change, if the page has one
-	evs   []Event
-	evals []Evaluation
+	id      string
+	fresh   *Case // the case change, if the page has one
+	evs     []Event
+	evals   []Evaluation
+	changes []eventChange // the case's event changes
+}
+
+// eventChange is an event change of a pulled page: its index in the
+// changes consolidate returns, and its event.
+type eventChange struct {
+	i  int
+	ev *Event
 }
 
 // loadMergeCase is mergeCase with the head read here.
@@ -405,7 +425,8 @@ func loadMergeCase(st State, id string, fresh *Case, evs []Event, evals []Evalua
 	if err != nil {
 		return err
 	}
-	return mergeCase(st, id, read, fresh, evs, evals)
+	_, err = mergeCase(st, id, read, fresh, evs, evals)
+	return err
 }
 
 // mergeCase merges a station's case record into the center's copy: a
@@ -414,17 +435,18 @@ func loadMergeCase(st State, id string, fresh *Case, evs []Event, evals []Evalua
 // case's stored head (nil if none), as headBytes read it in this
 // transaction. fresh is nil for event or evaluation changes alone, which
 // need their case known before them (the feed never does otherwise).
-func mergeCase(st State, id string, read []byte, fresh *Case, evs []Event, evals []Evaluation) error {
+// It returns the events it stored, as stored, by id (mergeEvents).
+func mergeCase(st State, id string, read []byte, fresh *Case, evs []Event, evals []Evaluation) (map[string][]byte, error) {
 	var h *caseHead
 	if read != nil {
 		var err error
 		if h, err = decodeHead(st, caseKey(id), read); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	switch {
 	case h == nil && fresh == nil:
-		return fmt.Errorf("case %s not known before its event", id)
+		return nil, fmt.Errorf("case %s not known before its event", id)
 	case h == nil:
 		h = &caseHead{Case: *fresh, storedIDs: map[string]bool{}} // no event of it is stored yet
 		h.Events, h.Evaluations, h.State, h.Case.accepted = nil, nil, "", false
@@ -437,8 +459,9 @@ func mergeCase(st State, id string, read []byte, fresh *Case, evs []Event, evals
 	// merged first it would make them look out of order (mergeEvents then
 	// reads and folds all the case's events again). Evaluations do not
 	// enter the fold, so the order changes nothing else.
-	if err := mergeEvents(st, h, evs); err != nil {
-		return err
+	put, err := mergeEvents(st, h, evs)
+	if err != nil {
+		return nil, err
 	}
 	for _, e := range evals {
 		if !hasEvaluation(h.Case, e.ID) {
@@ -446,7 +469,7 @@ func mergeCase(st State, id string, read []byte, fresh *Case, evs []Event, evals
 			h.Last = max(h.Last, e.HLC)
 		}
 	}
-	return storeHead(st, h)
+	return put, storeHead(st, h)
 }
 
 func hasWorkOrderEvent(w WorkOrder, id string) bool {

@@ -287,3 +287,60 @@ func TestConsolidationReadsAKnownCaseOnce(t *testing.T) {
 		t.Errorf("center's head: last %s, %d events, %d bytes; station's: %s, %d, %d", ch.Last, ch.NEvents, ch.Bytes, sh.Last, sh.NEvents, sh.Bytes)
 	}
 }
+
+// An event the center stores just as the station sent it goes to the
+// center's own feed as a reference to its key (Change.Stored), not as a
+// second copy; one stored otherwise (a conflict the station marked), or
+// not stored by this merge (a repeat), keeps its data.
+func TestCenterFeedRefersToMergedEvents(t *testing.T) {
+	st, clock := testStation(t)
+	f := &stationFeed{st: st}
+	f.create(t, clock, "c")
+	f.event(t, clock, "c", EventRejected)
+	late := Event{ID: "late", Type: EventAccepted, Actor: "clerk"}
+	PrepareEvent(&late, "c", "pc-2", clock.Now())
+	f.apply(t, Op{Kind: OpAppendEvent, Event: &late, Offline: true}) // kept as a conflict
+
+	center := memState{}
+	consolidate := func(cluster string) []Change {
+		t.Helper()
+		pg := PulledPage{Station: "XC-IP-01", ClusterID: cluster, Changes: f.changes, Head: uint64(len(f.changes))}
+		_, changes, err := Apply(center, Op{Kind: OpConsolidate, Pull: &pg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return changes
+	}
+	var events, refs int
+	for _, ch := range consolidate("k") {
+		if ch.Kind != "event" {
+			if ch.Stored != "" {
+				t.Errorf("%s change %s refers to %s", ch.Kind, ch.Key, ch.Stored)
+			}
+			continue
+		}
+		events++
+		conflict := strings.Contains(string(ch.Data), `"late"`)
+		switch {
+		case ch.Stored == "" && !conflict:
+			t.Errorf("event change %s copies its data: %s", ch.Key, ch.Data)
+		case ch.Stored != "" && conflict:
+			t.Errorf("the conflict event refers to %s, which does not hold it marked", ch.Stored)
+		case ch.Stored != "":
+			refs++
+			if b, _ := center.Get(ch.Stored); string(b) != string(ch.Data) {
+				t.Errorf("event change %s refers to %s, which holds %s, not %s", ch.Key, ch.Stored, b, ch.Data)
+			}
+		}
+	}
+	if events != 2 || refs != 1 {
+		t.Fatalf("%d event changes, %d references; want 2 and 1", events, refs)
+	}
+	// Read again from the start (a new cluster id): nothing is stored
+	// anew, so nothing is referred to.
+	for _, ch := range consolidate("k2") {
+		if ch.Stored != "" {
+			t.Errorf("re-read: %s change %s refers to %s", ch.Kind, ch.Key, ch.Stored)
+		}
+	}
+}
