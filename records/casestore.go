@@ -78,10 +78,17 @@ type HeadCache struct {
 	prefix string // of the keys of this view (Within)
 }
 
+// heads are kept in two generations of at most max/2 each: a full new
+// one becomes the old one, and the old one is dropped. A head taken from
+// the old generation is kept again in the new one when it is stored, so
+// the heads in use survive the bound and the others age out, without
+// per-entry bookkeeping. (Dropping everything at the bound, as before,
+// made the center, whose pages touch thousands of cases, decode every
+// open case's head and scan its events again after each drop.)
 type heads struct {
-	m    map[string]cachedHead
-	max  int // heads kept at most: past it the cache starts over
-	hits int // heads handed out again (tests)
+	m, old map[string]cachedHead
+	max    int // heads kept at most
+	hits   int // heads handed out again (tests)
 }
 
 type cachedHead struct {
@@ -90,8 +97,7 @@ type cachedHead struct {
 }
 
 // DefaultCachedHeads bounds a station's HeadCache: a station's clerks
-// have a few dozen cases open at once. A cache that reaches its bound
-// starts over.
+// have a few dozen cases open at once.
 const DefaultCachedHeads = 1024
 
 // NewHeadCache returns an empty cache of at most max heads
@@ -124,10 +130,13 @@ func headCacheOf(st any) *HeadCache {
 func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
 	key = c.prefix + key
 	e, ok := c.m[key]
-	if !ok {
+	if ok {
+		delete(c.m, key)
+	} else if e, ok = c.old[key]; ok {
+		delete(c.old, key)
+	} else {
 		return nil, false
 	}
-	delete(c.m, key)
 	if !bytes.Equal(e.stored, b) {
 		return nil, false
 	}
@@ -141,9 +150,10 @@ func (c *HeadCache) take(key string, b []byte) (*caseHead, bool) {
 // caller may go on changing h.
 func (c *HeadCache) keep(key string, b []byte, h caseHead) {
 	key = c.prefix + key
-	if len(c.m) >= c.max {
-		clear(c.m)
+	if len(c.m) >= max(c.max/2, 1) {
+		c.old, c.m = c.m, make(map[string]cachedHead, len(c.m))
 	}
+	delete(c.old, key) // a head not taken before it is stored again
 	h.Evaluations = slices.Clone(h.Evaluations)
 	h.storedIDs = maps.Clone(h.storedIDs)
 	if h.Limit != nil {

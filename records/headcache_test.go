@@ -149,3 +149,39 @@ func sameState(t *testing.T, plain, cached memState) {
 	}
 	t.Fatalf("the state written with a head cache differs (%d vs %d keys)", len(plain), len(cached))
 }
+
+// A case in use keeps its head cached however many other cases pass
+// through a full cache: the cache ages out the heads not used again, not
+// all of them at once.
+func TestHeadCacheKeepsTheCasesInUse(t *testing.T) {
+	st, clock := testStation(t)
+	cached := cachingState{memState: st, heads: NewHeadCache(8)}
+	create := func(id string) {
+		t.Helper()
+		c := Case{ID: id, ItemCode: "P1", Channel: "window", Actor: "clerk", Applicant: Applicant{Kind: "person", Name: "张三"}}
+		PrepareCase(&c, "XC-IP-01", "pc-1", clock.Now())
+		if _, _, err := Apply(cached, Op{Kind: OpCreateCase, Case: &c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("hot")
+	for k := range 40 {
+		create(fmt.Sprintf("once-%d", k)) // each fills a place in the cache
+		typ := EventAccepted
+		if k > 0 {
+			typ = []string{EventResumed, EventPaused}[k%2]
+		}
+		ev := Event{Type: typ, Actor: "clerk"}
+		PrepareEvent(&ev, "hot", "pc-1", clock.Now())
+		before := cached.heads.hits
+		if _, _, err := Apply(cached, Op{Kind: OpAppendEvent, Event: &ev}); err != nil {
+			t.Fatal(err)
+		}
+		if cached.heads.hits != before+1 {
+			t.Fatalf("step %d on the case in use, after %d other cases: its head was not in the cache (8 heads at most)", k+1, k+1)
+		}
+	}
+	if n := len(cached.heads.m) + len(cached.heads.old); n > 8 {
+		t.Fatalf("the cache holds %d heads, bound 8", n)
+	}
+}
