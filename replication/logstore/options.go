@@ -94,17 +94,6 @@ func ForState(o badger.Options) badger.Options {
 // sizes the center benchmark spent 43 % of its CPU compacting and wrote
 // 5.2 GiB to store 173 MiB of records; bigger tables and levels compact
 // less often. About 200 MiB more memory, on a server.
-//
-// Values of 512 bytes and more go to the value log (64 KiB on a station):
-// a case's head (~0.6 KiB with an evaluation) is written again with every
-// event of the case merged, and in the tree each of those versions was
-// copied through every level before compaction dropped it; in the value
-// log it is written once, the tree moves a pointer, and value-log GC
-// (StartGC) reclaims the old versions. Events, written once and smaller,
-// stay in the tree, where scans of a case's events read them. Center
-// benchmark, alternating pairs: 500,000 changes consolidated in 37-43 s
-// instead of 45-49 s, peak RSS ~1.5 GiB instead of ~2.1 GiB; the store
-// is ~190 MiB bigger right after (old head versions until GC).
 func ForDistrict(o badger.Options) badger.Options {
 	return o.
 		WithMemTableSize(32 << 20).
@@ -113,8 +102,7 @@ func ForDistrict(o badger.Options) badger.Options {
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
 		WithBlockCacheSize(32 << 20).
-		WithIndexCacheSize(64 << 20).
-		WithValueThreshold(512)
+		WithIndexCacheSize(64 << 20)
 }
 
 // badgerLogger adapts a *slog.Logger to badger.Logger. Only warnings and
