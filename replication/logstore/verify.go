@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,6 +265,12 @@ func verifyTable(dir string, id uint64, tm badger.TableManifest, kr *badger.KeyR
 			err = damaged(dir, name, "cannot be parsed: truncated or overwritten (badger: %s)", firstLine(strings.Trim(fmt.Sprint(r), "= ")))
 		}
 	}()
+	// The table is read through a memory map. In a store badger has open,
+	// a compaction may delete it meanwhile, and badger truncates a table
+	// to zero before removing it: a read of the map past the new end is a
+	// SIGBUS, which kills the process unless it is a panic (recovered
+	// above; VerifyNewTables then sees the file changed and skips it).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	dk, err := kr.DataKey(tm.KeyID)
 	if err != nil {
 		return damaged(dir, name, "its encryption data key %d is not in %s (%v)", tm.KeyID, badger.KeyRegistryFileName, err)
@@ -514,8 +521,8 @@ func VerifyNewTables(dir string, key []byte) (int, error) {
 	for _, id := range slices.Sorted(maps.Keys(pending)) {
 		name := tableName(id)
 		err := verifyTable(dir, id, mf.Tables[id], kr, cache, true)
-		if _, statErr := os.Stat(filepath.Join(dir, name)); statErr != nil {
-			continue // deleted while it was read: what was read proves nothing
+		if fi, statErr := os.Stat(filepath.Join(dir, name)); statErr != nil || tableStamp(fi) != pending[id] {
+			continue // deleted (truncated first) while it was read: what was read proves nothing
 		}
 		if err != nil {
 			if damage == nil {

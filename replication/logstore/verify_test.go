@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -291,4 +293,82 @@ func TestVerifyNewTablesOfAnOpenStore(t *testing.T) {
 	if _, ok := readVerified(dir)[fresh]; ok {
 		t.Errorf("damaged %s recorded as verified", fresh)
 	}
+}
+
+// A table that badger truncates while VerifyNewTables reads it through a
+// memory map (a compaction deleting it truncates it to zero first) does
+// not kill the process with SIGBUS: the read fails, and the table is
+// skipped or reported, never recorded as verified.
+func TestVerifyingATableTruncatedMeanwhile(t *testing.T) {
+	key := newKey(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	db, err := badger.Open(WithKey(Options(dir, false, nil), key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := make([]byte, 2000)
+	for i := range 6000 { // ~12 MiB: memtables flushed to tables
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(fmt.Appendf(nil, "k%08d", i), v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mf, err := readManifestPrefix(dir)
+	if err != nil || len(mf.Tables) == 0 {
+		t.Fatalf("manifest: %d tables, %v", len(mf.Tables), err)
+	}
+	id := slices.Max(slices.Collect(maps.Keys(mf.Tables)))
+	path := filepath.Join(dir, tableName(id))
+	whole, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := badger.OpenKeyRegistry(badger.KeyRegistryOptions{Dir: dir, ReadOnly: true, EncryptionKey: key, EncryptionKeyRotationDuration: keyRotation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kr.Close()
+	cache, err := newIndexCache()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+
+	// Truncate the table and write it back, again and again, while it is
+	// read; the file is opened without O_TRUNC, so a map of it sees the
+	// size change under it.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				os.WriteFile(path, whole, 0o644)
+				return
+			default:
+			}
+			f, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				continue
+			}
+			f.Truncate(0)
+			f.WriteAt(whole, 0)
+			f.Close()
+		}
+	}()
+	failed := 0
+	for range 200 {
+		if verifyTable(dir, id, mf.Tables[id], kr, cache, true) != nil {
+			failed++
+		}
+	}
+	close(stop)
+	<-done
+	if err := verifyTable(dir, id, mf.Tables[id], kr, cache, true); err != nil {
+		t.Fatalf("the table written back whole: %v", err)
+	}
+	t.Logf("%d of 200 reads failed while the table was truncated and written back", failed)
 }
