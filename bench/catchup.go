@@ -20,6 +20,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/stationsync/stationsync/internal/logtail"
 	"github.com/stationsync/stationsync/records"
 )
 
@@ -400,7 +401,7 @@ func catchupEtcd(rep *report, root string, target, clients int, loadWait, wait t
 			}
 		}
 		if time.Since(t0) > wait {
-			rep.fail("catchup etcd: %s not caught up %v after restart (last status error: %v); the end of its log (%s.log):\n%s", run.stoppedID, wait, err, dir, logTail(dir+".log", 20))
+			rep.fail("catchup etcd: %s not caught up %v after restart (last status error: %v); the end of its log (%s.log):\n%s", run.stoppedID, wait, err, dir, logtail.Tail(dir+".log", 20))
 			return run
 		}
 		select {
@@ -496,15 +497,4 @@ func orNA(s string) string {
 		return "n/a"
 	}
 	return s
-}
-
-// logTail returns the last n lines of the file at path, for a failure
-// message (or why they cannot be read).
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

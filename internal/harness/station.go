@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/stationsync/stationsync/internal/logtail"
 	"github.com/stationsync/stationsync/internal/netns"
 )
 
@@ -324,7 +324,7 @@ func (s *Station) waitReady(i int) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.done:
-			s.t.Fatalf("harness: %s exited before its API answered: %v\n%s", n.ID, p.err, tail(n.LogPath, 20))
+			s.t.Fatalf("harness: %s exited before its API answered: %v\n%s", n.ID, p.err, logtail.Tail(n.LogPath, 20))
 		default:
 		}
 		if _, lastErr = n.statusTimeout(time.Second); lastErr == nil {
@@ -332,7 +332,7 @@ func (s *Station) waitReady(i int) {
 		}
 		time.Sleep(pollEvery)
 	}
-	logTail := tail(n.LogPath, 20)
+	logTail := logtail.Tail(n.LogPath, 20)
 	stacks, err := n.Goroutines() // where it is stuck
 	if err != nil {
 		stacks = "no goroutine dump: " + err.Error()
@@ -371,7 +371,7 @@ func (s *Station) Stop(i int) error {
 		return p.err
 	case <-time.After(StopTimeout):
 		_ = n.kill()
-		s.t.Fatalf("harness: %s did not exit within %v of SIGTERM; killed it\n%s", n.ID, StopTimeout, tail(n.LogPath, 20))
+		s.t.Fatalf("harness: %s did not exit within %v of SIGTERM; killed it\n%s", n.ID, StopTimeout, logtail.Tail(n.LogPath, 20))
 		return nil
 	}
 }
@@ -520,7 +520,7 @@ func (s *Station) DumpLogs() {
 		if n.host != nil {
 			where = fmt.Sprintf(" in netns %s (%s)", n.host.Namespace(), n.host.IP())
 		}
-		s.t.Logf("---- %s/%s%s log (%s), last %d lines ----\n%s", s.ID, n.ID, where, n.LogPath, logTailLines, tail(n.LogPath, logTailLines))
+		s.t.Logf("---- %s/%s%s log (%s), last %d lines ----\n%s", s.ID, n.ID, where, n.LogPath, logTailLines, logtail.Tail(n.LogPath, logTailLines))
 	}
 }
 
@@ -584,25 +584,6 @@ func (p *process) exited() bool {
 	default:
 		return false
 	}
-}
-
-// tail returns the last n lines of a file, or why it cannot.
-func tail(path string, n int) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Sprintf("(no log: %v)", err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Goroutines ends the node's process with SIGQUIT, which makes the Go
