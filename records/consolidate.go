@@ -60,8 +60,11 @@ type Cursor struct {
 
 // StationReader is r seen through a station's key space at the center.
 func StationReader(r Reader, station string) Reader {
-	return prefixed{r: r, p: prefixStation + station + "/"}
+	return prefixed{r: r, p: stationPrefix(station)}
 }
+
+// stationPrefix is the prefix of a station's key space at the center.
+func stationPrefix(station string) string { return prefixStation + station + "/" }
 
 type prefixed struct {
 	r  Reader
@@ -103,7 +106,7 @@ func (p prefixed) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 }
 
 func stationState(st State, station string) State {
-	return prefixed{st: st, p: prefixStation + station + "/"}
+	return prefixed{st: st, p: stationPrefix(station)}
 }
 
 // GetCursor returns the center's cursor for a station (zero if none).
@@ -209,7 +212,7 @@ func consolidate(st State, pg PulledPage) (any, []Change, error) {
 		// does. By its bytes, which hold its id and timestamp, the key.
 		for _, c := range g.changes {
 			if b, ok := put[c.ev.ID]; ok && bytes.Equal(b, changes[c.i].Data) {
-				changes[c.i].Stored = prefixStation + pg.Station + "/" + eventKey(g.id, *c.ev)
+				changes[c.i].Stored = stationPrefix(pg.Station) + eventKey(g.id, *c.ev)
 			}
 		}
 	}
