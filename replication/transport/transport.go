@@ -578,11 +578,23 @@ func (t *Transport) dial(ctx context.Context, addr string, k Kind, allow func(pk
 			stale = qc
 			continue
 		}
-		if c := context.Cause(ctx); c != nil {
+		if c := t.cause(ctx); c != nil {
 			err = c
 		}
 		return nil, id, fmt.Errorf("dial %s: open %s stream: %w", addr, k, err)
 	}
+}
+
+// cause says why a dial under ctx (derived in dial) must stop, or nil.
+// Close cancels the transport's context before it closes the QUIC
+// transport, but ctx learns of it only when the AfterFunc in dial has run
+// on its own goroutine; a dial failing in between with quic-go's "transport
+// closed" must still report ErrClosed.
+func (t *Transport) cause(ctx context.Context) error {
+	if t.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return context.Cause(ctx)
 }
 
 // peerFor returns the outgoing-connection slot of a resolved address.
@@ -610,7 +622,7 @@ func (t *Transport) connect(ctx context.Context, p *peer, raddr *net.UDPAddr, st
 	select {
 	case p.lock <- struct{}{}:
 	case <-ctx.Done():
-		return nil, pki.Identity{}, false, context.Cause(ctx)
+		return nil, pki.Identity{}, false, t.cause(ctx)
 	}
 	defer func() { <-p.lock }()
 	if p.conn != nil && p.conn != stale && p.conn.Context().Err() == nil {
@@ -625,7 +637,7 @@ func (t *Transport) connect(ctx context.Context, p *peer, raddr *net.UDPAddr, st
 	defer cancel()
 	qc, err := t.qt.Dial(dctx, raddr, t.clientTLS, t.quicConf)
 	if err != nil {
-		if c := context.Cause(ctx); c != nil {
+		if c := t.cause(ctx); c != nil {
 			return nil, pki.Identity{}, false, c
 		}
 		if errors.Is(dctx.Err(), context.DeadlineExceeded) {
