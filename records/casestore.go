@@ -199,7 +199,9 @@ func decodeHead(st interface{ Get(string) ([]byte, error) }, key string, b []byt
 		}
 	}
 	var h *caseHead
-	if err := json.Unmarshal(b, &h); err != nil {
+	if fast, ok := parseHeadJSON(b); ok {
+		h = &fast
+	} else if err := json.Unmarshal(b, &h); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", key, err)
 	}
 	if h == nil {
@@ -274,9 +276,12 @@ func storeHead(st State, h *caseHead) error {
 	head := *h
 	head.Events = nil
 	key := caseKey(h.ID)
-	b, err := setJSON(st, key, head)
+	b, err := encodeHead(&head)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := st.Set(key, b); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
 	}
 	if hc := headCacheOf(st); hc != nil {
 		hc.keep(key, b, head)

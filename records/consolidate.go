@@ -294,6 +294,11 @@ func decodeChange(ch Change) (any, error) {
 	case "item", "conflict", "settings":
 		return nil, nil
 	case "case":
+		// A station's cases as it sends them: read without reflection
+		// when they have the stored layout (parseHeadJSON).
+		if h, ok := parseHeadJSON(ch.Data); ok {
+			return &h.Case, nil
+		}
 		v = &Case{}
 	case "event":
 		// Most of what a station sends: read without reflection when it

@@ -291,11 +291,11 @@ func createCase(st State, c Case) (any, []Change, error) {
 	if err := st.Set(prefixEvent+c.Events[0].ID, []byte(owner)); err != nil {
 		return nil, nil, fmt.Errorf("index event %s: %w", c.Events[0].ID, err)
 	}
-	ch, err := change("case", c.ID, c)
+	b, err := encodeCase(&c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("encode case %s: %w", c.ID, err)
 	}
-	return c, []Change{ch}, nil
+	return c, []Change{{Kind: "case", Key: c.ID, Data: b}}, nil
 }
 
 // CaseWrite is the answer to an event or an evaluation written to a case:

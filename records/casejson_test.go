@@ -1,0 +1,191 @@
+package records
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// sampleHead is a stored head as a station writes it: item limit, an
+// enterprise applicant, an agent, an evaluation and the fold.
+func sampleHead() caseHead {
+	at := time.Date(2026, 11, 27, 9, 30, 1, 123456789, time.UTC)
+	c := Case{
+		ID: "c-1", Station: "XC-01", ItemCode: "XC-L-0001", ItemName: "企业开办一窗通办", Instant: false,
+		Limit: &Limit{Value: 5, Unit: "working_days"}, Channel: "window", Actor: "clerk-07",
+		Applicant: Applicant{Kind: "enterprise", Name: "苏州某某科技有限公司", CreditCode: "91320507MA1XXXXX", IDType: "111", IDNumber: "320507199001011234", Phone: "13912345678"},
+		Agent:     &Applicant{Kind: "person", Name: "李四"},
+		State:     "accepted", CreatedAt: at,
+		Evaluations: []Evaluation{{ID: "e-1", CaseID: "c-1", Level: "不满意", Channel: 4, Text: "等候时间太长", Attempt: 1, Evaluator: "x", HLC: MakeHLC(at.UnixMilli(), 1), At: at, Node: "pc-1", WorkOrderDays: 3}},
+	}
+	return caseHead{Case: c, Accepted: true, Last: MakeHLC(at.UnixMilli(), 2), NEvents: 3, Bytes: 1234}
+}
+
+// checkHeadCodec checks that h encodes as json.Marshal encodes it and
+// that what json.Marshal writes reads back as json.Unmarshal reads it.
+// It returns whether both went without encoding/json.
+func checkHeadCodec(t *testing.T, name string, h caseHead) bool {
+	t.Helper()
+	want, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	got, err := encodeHead(&h)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("%s: encodeHead:\ngot  %s (%v)\nwant %s", name, got, err, want)
+	}
+	_, fastEnc := appendHeadJSON(nil, &h)
+	checkDecodeHead(t, name, want)
+	_, fastDec := parseHeadJSON(want)
+	if fastEnc && !fastDec {
+		t.Fatalf("%s: written without encoding/json but not read without it:\n%s", name, want)
+	}
+	// A case as a station's feed sends it.
+	c := h.Case
+	wantC, _ := json.Marshal(&c)
+	gotC, err := encodeCase(&c)
+	if err != nil || string(gotC) != string(wantC) {
+		t.Fatalf("%s: encodeCase:\ngot  %s (%v)\nwant %s", name, gotC, err, wantC)
+	}
+	checkDecodeHead(t, name+" (case)", wantC)
+	return fastEnc
+}
+
+// checkDecodeHead checks that parseHeadJSON, when it reads v, reads what
+// json.Unmarshal reads, as a head and as a case.
+func checkDecodeHead(t *testing.T, name string, v []byte) {
+	t.Helper()
+	got, ok := parseHeadJSON(v)
+	if !ok {
+		return
+	}
+	var want caseHead
+	if err := json.Unmarshal(v, &want); err != nil {
+		t.Fatalf("%s: parseHeadJSON read what json.Unmarshal refuses (%v):\n%s", name, err, v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\ngot  %#v\nwant %#v\n%s", name, got, want, v)
+	}
+	var wantC Case
+	if err := json.Unmarshal(v, &wantC); err != nil || !reflect.DeepEqual(got.Case, wantC) {
+		t.Fatalf("%s: as a case (%v):\ngot  %#v\nwant %#v", name, err, got.Case, wantC)
+	}
+}
+
+func TestHeadJSONMatchesEncodingJSON(t *testing.T) {
+	base := sampleHead()
+	ev := sampleEvent()
+	ev.Data = json.RawMessage(`{"note":"材料齐全","n":[1,{"a":"}"}]}`)
+	cases := []struct {
+		name string
+		edit func(*caseHead)
+		fast bool
+	}{
+		{"stored head", func(*caseHead) {}, true},
+		{"no optional fields", func(h *caseHead) {
+			h.ItemName, h.Limit, h.Agent, h.Evaluations = "", nil, nil, nil
+			h.Applicant = Applicant{Kind: "person", Name: "张三"}
+			h.Accepted, h.Last, h.NEvents, h.Bytes = false, "", 0, 0
+		}, true},
+		{"case with its first event, as a feed sends it", func(h *caseHead) { h.Events = []Event{ev} }, true},
+		{"two events, pending", func(h *caseHead) { h.Events, h.Pending = []Event{ev, ev}, true }, true},
+		{"empty events", func(h *caseHead) { h.Events = []Event{} }, true},
+		{"instant, tolerance, commitment, negative limit", func(h *caseHead) {
+			h.Instant, h.Tolerance, h.Commitment, h.Limit = true, true, true, &Limit{Value: -3}
+		}, true},
+		{"pending evaluation without text", func(h *caseHead) {
+			h.Evaluations = append(h.Evaluations, Evaluation{ID: "e-2", Level: "满意", Attempt: 2, Pending: true})
+		}, true},
+		{"other zone", func(h *caseHead) { h.CreatedAt = h.CreatedAt.In(time.FixedZone("CST", 8*3600)) }, true},
+		{"name with quote", func(h *caseHead) { h.Applicant.Name = `a"b` }, false},
+		{"agent name with html", func(h *caseHead) { h.Agent.Name = "a&b" }, false},
+		{"evaluation text with newline", func(h *caseHead) { h.Evaluations[0].Text = "a\nb" }, false},
+		{"event with spaced data", func(h *caseHead) { e := ev; e.Data = json.RawMessage(`{ "a":1}`); h.Events = []Event{e} }, false},
+		{"year 10000", func(h *caseHead) { h.CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, false},
+	}
+	for _, tc := range cases {
+		h := sampleHead()
+		h.Evaluations = append([]Evaluation(nil), base.Evaluations...)
+		a := *base.Agent
+		h.Agent = &a
+		tc.edit(&h)
+		if tc.name == "year 10000" {
+			if _, err := encodeHead(&h); err == nil {
+				t.Errorf("%s: encodeHead took a time json.Marshal refuses", tc.name)
+			}
+			continue
+		}
+		if fast := checkHeadCodec(t, tc.name, h); fast != tc.fast {
+			t.Errorf("%s: without encoding/json: %v, want %v", tc.name, fast, tc.fast)
+		}
+	}
+}
+
+// Random heads, with strings that need escaping now and then, encode and
+// read back as encoding/json does.
+func TestHeadJSONRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	strs := []string{"", "a", "王芳", "x y", `q"`, `b\s`, "<", "&amp", "\t", "\u2028", "\xff", "2026-11", "null", "}"}
+	s := func() string {
+		if rng.IntN(10) < 8 {
+			return strs[rng.IntN(4)]
+		}
+		return strs[rng.IntN(len(strs))]
+	}
+	n := func() int { return []int{0, 1, -1, 5, 1 << 40}[rng.IntN(5)] }
+	app := func() Applicant {
+		return Applicant{Kind: s(), Name: s(), CreditCode: s(), IDType: s(), IDNumber: s(), Phone: s()}
+	}
+	at := time.Date(2026, 11, 27, 9, 30, 1, 123456789, time.UTC)
+	fast := 0
+	for i := range 3000 {
+		h := caseHead{Case: Case{
+			ID: s(), Station: s(), ItemCode: s(), ItemName: s(), Instant: rng.IntN(2) == 0,
+			Channel: s(), Actor: s(), Applicant: app(), Tolerance: rng.IntN(2) == 0, Commitment: rng.IntN(2) == 0,
+			State: s(), CreatedAt: at.Add(time.Duration(rng.IntN(1e9)) * time.Millisecond), Pending: rng.IntN(3) == 0,
+		}, Accepted: rng.IntN(2) == 0, Last: HLC(s()), NEvents: n(), Bytes: n()}
+		if rng.IntN(2) == 0 {
+			h.Limit = &Limit{Value: n(), Unit: s()}
+		}
+		if rng.IntN(2) == 0 {
+			a := app()
+			h.Agent = &a
+		}
+		for range rng.IntN(3) - 1 + 1 {
+			ev := sampleEvent()
+			ev.Actor = s()
+			if rng.IntN(2) == 0 {
+				ev.Data = json.RawMessage(`{"k":"` + []string{"v", "}{", `\"`, "<"}[rng.IntN(4)] + `"}`)
+			}
+			h.Events = append(h.Events, ev)
+		}
+		if rng.IntN(4) == 0 {
+			h.Events = []Event{}
+		}
+		for range rng.IntN(3) {
+			h.Evaluations = append(h.Evaluations, Evaluation{ID: s(), CaseID: s(), Level: s(), Channel: n(), Text: s(), Attempt: n(), Evaluator: s(), HLC: HLC(s()), At: at, Node: s(), WorkOrderDays: n(), Pending: rng.IntN(2) == 0})
+		}
+		if checkHeadCodec(t, "random "+string(rune('0'+i%10)), h) {
+			fast++
+		}
+	}
+	if fast < 150 {
+		t.Errorf("only %d of 3000 random heads went without encoding/json", fast)
+	}
+}
+
+func FuzzDecodeHead(f *testing.F) {
+	h := sampleHead()
+	b, _ := json.Marshal(&h)
+	f.Add(b)
+	h.Events = []Event{sampleEvent()}
+	h.Events[0].Data = json.RawMessage(`{"a":"}"}`)
+	b, _ = json.Marshal(&h.Case)
+	f.Add(b)
+	f.Add([]byte(`{"id":"c","station":"s","item_code":"i","instant":false,"channel":"w","actor":"a","applicant":{"kind":"person","name":"n"},"agent":null,"tolerance":false,"commitment":false,"state":"received","created_at":"2026-11-27T09:30:01Z","events":null,"event_count":01}`))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		checkDecodeHead(t, "fuzzed", v)
+	})
+}
