@@ -458,3 +458,99 @@ func objectEnd(b []byte) int {
 	}
 	return -1
 }
+
+// EncodeOps encodes ops exactly as json.Marshal does. Every write a node
+// takes is encoded once for its raft entry; the center's consolidate ops
+// carry ~48 KiB of a station's records each, which json.Marshal scans
+// and compacts again (json.RawMessage is a Marshaler). Consolidate ops
+// and case events are written here directly when their strings are
+// plain and their data compact; anything else goes through json.Marshal.
+func EncodeOps(ops []Op) ([]byte, error) {
+	size := 2
+	for i := range ops {
+		if p := ops[i].Pull; p != nil {
+			for j := range p.Changes {
+				size += len(p.Changes[j].Data) + 64
+			}
+		}
+		size += 256
+	}
+	w := jsonWriter{b: make([]byte, 0, size), ok: true}
+	w.raw("[")
+	for i := range ops {
+		if i > 0 {
+			w.raw(",")
+		}
+		w.op(&ops[i])
+		if !w.ok {
+			return json.Marshal(ops)
+		}
+	}
+	w.raw("]")
+	return w.b, nil
+}
+
+// op writes a consolidate op or a case event (ok turns false for any
+// other op).
+func (w *jsonWriter) op(op *Op) {
+	only := op.Item == nil && op.Case == nil && op.Evaluation == nil && op.WorkOrderID == "" &&
+		op.WorkOrderEvent == nil && op.ConflictID == "" && op.Station == "" && op.Seq == 0 &&
+		op.Settings == nil && op.Token == nil && op.Resolution == nil
+	switch {
+	case !only || !w.ok:
+		w.ok = false
+	case op.Pull != nil && op.Event == nil:
+		w.str(`{"kind":`, op.Kind)
+		p := op.Pull
+		w.str(`,"pull":{"station":`, p.Station)
+		w.str(`,"cluster_id":`, p.ClusterID)
+		w.b = strconv.AppendUint(append(w.b, `,"from":`...), p.From, 10)
+		if p.Changes == nil {
+			w.raw(`,"changes":null`)
+		} else {
+			w.raw(`,"changes":[`)
+			for i := range p.Changes {
+				if i > 0 {
+					w.raw(",")
+				}
+				w.pulledChange(&p.Changes[i])
+			}
+			w.raw("]")
+		}
+		w.b = strconv.AppendUint(append(w.b, `,"head":`...), p.Head, 10)
+		w.raw("}")
+	case op.Event != nil && op.Pull == nil:
+		w.str(`{"kind":`, op.Kind)
+		if len(op.Event.Data) > 0 && !json.Valid(op.Event.Data) {
+			w.ok = false // as above: json.Marshal refuses it
+		}
+		if w.ok {
+			w.b, w.ok = appendEventJSON(append(w.b, `,"event":`...), *op.Event)
+		}
+	default:
+		w.ok = false
+	}
+	if op.Offline {
+		w.raw(`,"offline":true`)
+	}
+	w.raw("}")
+}
+
+func (w *jsonWriter) pulledChange(c *PulledChange) {
+	w.b = strconv.AppendUint(append(w.b, `{"seq":`...), c.Seq, 10)
+	w.str(`,"kind":`, c.Kind)
+	w.str(`,"key":`, c.Key)
+	switch {
+	case !w.ok:
+	case c.Data == nil:
+		w.raw(`,"data":null`)
+	case len(c.Data) > 0 && compactAndSafe(c.Data) && json.Valid(c.Data):
+		// Valid: what goes into a raft entry must decode on every node
+		// (json.Marshal would refuse invalid data; a pulled page's data
+		// was valid when it was decoded, but an op may be built anywhere).
+		w.b = append(append(w.b, `,"data":`...), c.Data...)
+	default:
+		w.ok = false
+	}
+	w.raw("}")
+}

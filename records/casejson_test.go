@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -188,4 +189,76 @@ func FuzzDecodeHead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, v []byte) {
 		checkDecodeHead(t, "fuzzed", v)
 	})
+}
+
+// EncodeOps writes what json.Marshal writes, itself for consolidate ops
+// and case events, through json.Marshal for the rest.
+func TestEncodeOpsMatchesMarshal(t *testing.T) {
+	ev := sampleEvent()
+	ev.Data = json.RawMessage(`{"note":"材料齐全"}`)
+	page := func(data ...string) *PulledPage {
+		p := &PulledPage{Station: "XC-01", ClusterID: "cl-1", From: 7, Head: 99}
+		for i, d := range data {
+			p.Changes = append(p.Changes, PulledChange{Seq: uint64(8 + i), Change: Change{Kind: "event", Key: "c-1", Data: json.RawMessage(d), Stored: "not written"}})
+		}
+		return p
+	}
+	cases := []struct {
+		name string
+		ops  []Op
+		fast bool
+	}{
+		{"case event", []Op{{Kind: OpAppendEvent, Event: &ev}}, true},
+		{"offline case event and a page", []Op{{Kind: OpAppendEvent, Event: &ev, Offline: true}, {Kind: OpConsolidate, Pull: page(`{"a":1}`, `null`)}}, true},
+		{"page without changes", []Op{{Kind: OpConsolidate, Pull: page()}}, true},
+		{"page with empty changes", []Op{{Kind: OpConsolidate, Pull: &PulledPage{Changes: []PulledChange{}}}}, true},
+		{"page with spaced data", []Op{{Kind: OpConsolidate, Pull: page(`{"a": 1}`)}}, false},
+		{"page with html in data", []Op{{Kind: OpConsolidate, Pull: page(`{"a":"<"}`)}}, false},
+		{"station with quote", []Op{{Kind: OpConsolidate, Pull: &PulledPage{Station: `a"`}}}, false},
+		{"another op", []Op{{Kind: OpCreateCase, Case: &Case{ID: "c"}}}, false},
+		{"case event with a station", []Op{{Kind: OpAppendEvent, Event: &ev, Station: "x"}}, false},
+	}
+	for _, tc := range cases {
+		want, err := json.Marshal(tc.ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := EncodeOps(tc.ops)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s:\ngot  %s (%v)\nwant %s", tc.name, got, err, want)
+		}
+		w := jsonWriter{ok: true}
+		for i := range tc.ops {
+			w.op(&tc.ops[i])
+		}
+		if w.ok != tc.fast {
+			t.Errorf("%s: written without json.Marshal: %v, want %v", tc.name, w.ok, tc.fast)
+		}
+	}
+	// Data json.Marshal refuses is refused, never written into an entry.
+	for _, d := range []string{``, `{"a":`, `{"a":1}}`} {
+		bad := ev
+		bad.Data = json.RawMessage(d)
+		for _, ops := range [][]Op{{{Kind: OpConsolidate, Pull: page(d)}}, {{Kind: OpAppendEvent, Event: &bad}}} {
+			if d == "" && ops[0].Event != nil {
+				continue // empty event data is left out (omitempty)
+			}
+			if b, err := EncodeOps(ops); err == nil {
+				t.Errorf("data %q: encoded as %s", d, b)
+			}
+		}
+	}
+}
+
+// jsonWriter.op writes an op only when every field but Kind, Offline and
+// Pull or Event is empty, so a field added to Op must be added there.
+func TestOpFieldsKnownToEncodeOps(t *testing.T) {
+	known := "Kind Item Case Event Evaluation WorkOrderID WorkOrderEvent ConflictID Pull Station Seq Settings Token Resolution Offline"
+	var names []string
+	for f := range reflect.TypeFor[Op]().Fields() {
+		names = append(names, f.Name)
+	}
+	if got := strings.Join(names, " "); got != known {
+		t.Fatalf("Op's fields are now\n%s\nwere\n%s\ncheck jsonWriter.op (casejson.go) and update this list", got, known)
+	}
 }

@@ -2,7 +2,6 @@ package replication
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -58,7 +57,7 @@ func (n *Node) submit(ctx context.Context, ops []records.Op, local bool) ([]Resu
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	b, err := json.Marshal(ops)
+	b, err := records.EncodeOps(ops)
 	if err != nil {
 		return nil, fmt.Errorf("encode ops: %w", err)
 	}
