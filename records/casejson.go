@@ -438,6 +438,41 @@ func objectEnd(b []byte) int {
 	if len(b) == 0 || b[0] != '{' {
 		return -1
 	}
+	return nestedEnd(b)
+}
+
+// valueEnd is the length of the JSON value b starts with (without
+// checking it), or -1: up to the matching bracket of an object or an
+// array, the closing quote of a string, else the first byte that ends a
+// literal or number.
+func valueEnd(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	switch b[0] {
+	case '{', '[':
+		return nestedEnd(b)
+	case '"':
+		for i := 1; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return -1
+	}
+	for i, c := range b {
+		if c == ',' || c == '}' || c == ']' || isJSONSpace(c) {
+			return i
+		}
+	}
+	return len(b)
+}
+
+// nestedEnd is valueEnd of an object or array.
+func nestedEnd(b []byte) int {
 	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
@@ -553,4 +588,107 @@ func (w *jsonWriter) pulledChange(c *PulledChange) {
 		w.ok = false
 	}
 	w.raw("}")
+}
+
+// ParseOpsJSON reads ops, a JSON array of ops, when every op in it is a
+// consolidate op or a case event in the layout EncodeOps writes, or
+// reports false. What it returns then is what json.Unmarshal returns for
+// ops. Every node decodes every raft entry; a center's entries are pages
+// of station records, which json.Unmarshal scans twice and reads by
+// reflection.
+func ParseOpsJSON(ops []byte) ([]Op, bool) {
+	r := jsonReader{b: ops, ok: true}
+	r.lit("[")
+	out := []Op{}
+	for r.ok && !r.opt("]") {
+		if len(out) > 0 {
+			r.lit(",")
+		}
+		var op Op
+		r.op(&op)
+		out = append(out, op)
+	}
+	if !r.ok || len(r.b) != 0 {
+		return nil, false
+	}
+	return out, true
+}
+
+// op reads what jsonWriter.op writes.
+func (r *jsonReader) op(op *Op) {
+	op.Kind = r.str(`{"kind":`)
+	switch {
+	case r.opt(`,"pull":`):
+		p := &PulledPage{}
+		op.Pull = p
+		p.Station = r.str(`{"station":`)
+		p.ClusterID = r.str(`,"cluster_id":`)
+		p.From = r.uint(`,"from":`)
+		if !r.opt(`,"changes":null`) {
+			r.lit(`,"changes":[`)
+			p.Changes = []PulledChange{}
+			for r.ok && !r.opt("]") {
+				if len(p.Changes) > 0 {
+					r.lit(",")
+				}
+				var c PulledChange
+				c.Seq = r.uint(`{"seq":`)
+				c.Kind = r.str(`,"kind":`)
+				c.Key = r.str(`,"key":`)
+				c.Data = r.raw(`,"data":`)
+				r.lit("}")
+				p.Changes = append(p.Changes, c)
+			}
+		}
+		p.Head = r.uint(`,"head":`)
+		r.lit("}")
+	case r.opt(`,"event":`):
+		var evs []Event
+		r.event(&evs)
+		if r.ok {
+			op.Event = &evs[0]
+		}
+	default:
+		r.ok = false
+	}
+	if r.opt(`,"offline":`) {
+		op.Offline = r.bool("")
+	}
+	r.lit("}")
+}
+
+// uint reads an unsigned integer as JSON writes it.
+func (r *jsonReader) uint(name string) uint64 {
+	r.lit(name)
+	i := 0
+	for r.ok && i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
+		i++
+	}
+	if !r.ok || i == 0 || (r.b[0] == '0' && i > 1) || (i < len(r.b) && (r.b[i] == '.' || r.b[i] == 'e' || r.b[i] == 'E')) {
+		r.ok = false
+		return 0
+	}
+	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
+	if err != nil {
+		r.ok = false
+		return 0
+	}
+	r.b = r.b[i:]
+	return n
+}
+
+// raw reads name and any valid JSON value, copied as json.RawMessage.
+func (r *jsonReader) raw(name string) json.RawMessage {
+	r.lit(name)
+	if !r.ok {
+		return nil
+	}
+	end := valueEnd(r.b)
+	if end <= 0 || !json.Valid(r.b[:end]) {
+		r.ok = false
+		return nil
+	}
+	v := append(json.RawMessage(nil), r.b[:end]...)
+	r.b = r.b[end:]
+	return v
 }

@@ -262,3 +262,71 @@ func TestOpFieldsKnownToEncodeOps(t *testing.T) {
 		t.Fatalf("Op's fields are now\n%s\nwere\n%s\ncheck jsonWriter.op (casejson.go) and update this list", got, known)
 	}
 }
+
+// checkParseOps checks that ParseOpsJSON, when it reads v, reads what
+// json.Unmarshal reads.
+func checkParseOps(t *testing.T, name string, v []byte) bool {
+	t.Helper()
+	got, ok := ParseOpsJSON(v)
+	if !ok {
+		return false
+	}
+	var want []Op
+	if err := json.Unmarshal(v, &want); err != nil {
+		t.Fatalf("%s: ParseOpsJSON read what json.Unmarshal refuses (%v):\n%s", name, err, v)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s:\ngot  %#v\nwant %#v\n%s", name, got, want, v)
+	}
+	return true
+}
+
+func TestParseOpsReadsEncodeOps(t *testing.T) {
+	ev := sampleEvent()
+	ev.Data = json.RawMessage(`{"note":"材料齐全","x":[1,"]"]}`)
+	page := &PulledPage{Station: "XC-01", ClusterID: "cl-1", From: 7, Head: 99, Changes: []PulledChange{
+		{Seq: 8, Change: Change{Kind: "event", Key: "c-1", Data: json.RawMessage(`{"a":"}"}`)}},
+		{Seq: 9, Change: Change{Kind: "case", Key: "c-2", Data: json.RawMessage(`null`)}},
+		{Seq: 10, Change: Change{Kind: "x", Key: "k", Data: json.RawMessage(`-1.5e3`)}},
+		{Seq: 11, Change: Change{Kind: "x", Key: "k", Data: json.RawMessage(`"s\"]"`)}},
+	}}
+	for _, tc := range []struct {
+		name string
+		ops  []Op
+	}{
+		{"case event", []Op{{Kind: OpAppendEvent, Event: &ev}}},
+		{"page and offline event", []Op{{Kind: OpConsolidate, Pull: page}, {Kind: OpAppendEvent, Event: &ev, Offline: true}}},
+		{"empty page", []Op{{Kind: OpConsolidate, Pull: &PulledPage{}}}},
+		{"page with no changes", []Op{{Kind: OpConsolidate, Pull: &PulledPage{Changes: []PulledChange{}}}}},
+		{"none", []Op{}},
+	} {
+		b, err := EncodeOps(tc.ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !checkParseOps(t, tc.name, b) {
+			t.Errorf("%s: not read without json.Unmarshal:\n%s", tc.name, b)
+		}
+	}
+	for _, v := range []string{
+		`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":01,"changes":null,"head":1}}]`,
+		`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":1,"changes":[{"seq":1,"kind":"k","key":"k","data":{"a":}}],"head":1}}]`,
+		`[{"kind":"create_case","case":{"id":"c"}}]`,
+		`[{"kind":"append_event","event":{"id":"e"}} ]`,
+	} {
+		if checkParseOps(t, "refused", []byte(v)) {
+			t.Errorf("read without json.Unmarshal: %s", v)
+		}
+	}
+}
+
+func FuzzParseOps(f *testing.F) {
+	ev := sampleEvent()
+	ev.Data = json.RawMessage(`{"a":[1,"]"]}`)
+	b, _ := EncodeOps([]Op{{Kind: OpConsolidate, Pull: &PulledPage{Station: "s", ClusterID: "c", From: 1, Head: 3, Changes: []PulledChange{{Seq: 2, Change: Change{Kind: "event", Key: "k", Data: json.RawMessage(`{"x":null}`)}}}}}, {Kind: OpAppendEvent, Event: &ev, Offline: true}})
+	f.Add(b)
+	f.Add([]byte(`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":0,"changes":[{"seq":1,"kind":"k","key":"k","data":null}],"head":18446744073709551615}}]`))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		checkParseOps(t, "fuzzed", v)
+	})
+}

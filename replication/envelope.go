@@ -56,7 +56,18 @@ func encodeOpsEnvelope(init *initCommand, ops []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// opsEnvelopeV1 starts a version 1 entry of ops without init, as
+// encodeOpsEnvelope writes it.
+const opsEnvelopeV1 = `{"v":1,"ops":`
+
 func decodeEnvelope(b []byte) (envelope, error) {
+	// Most entries: ops records.ParseOpsJSON reads without reflection
+	// (what it returns is what json.Unmarshal would).
+	if len(b) > len(opsEnvelopeV1) && string(b[:len(opsEnvelopeV1)]) == opsEnvelopeV1 && b[len(b)-1] == '}' {
+		if ops, ok := records.ParseOpsJSON(b[len(opsEnvelopeV1) : len(b)-1]); ok {
+			return envelope{V: 1, Ops: ops}, nil
+		}
+	}
 	var e envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return e, fmt.Errorf("decode command: %w", err)
