@@ -1,10 +1,11 @@
 package records
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 )
 
 // Case heads are written with every event a case gets (storeHead), read
@@ -197,301 +198,133 @@ func (w *jsonWriter) evaluation(e *Evaluation) {
 // returns for v. A case as a station's feed sends it (its first event
 // included, no fold) has that layout too.
 func parseHeadJSON(v []byte) (h caseHead, ok bool) {
-	r := jsonReader{b: v, ok: true}
-	r.caseFields(&h.Case)
-	if r.opt(`,"fold_accepted":`) {
-		h.Accepted = r.bool("")
+	r := jsonlayout.NewReader(v)
+	readCaseFields(r, &h.Case)
+	if r.Opt(`,"fold_accepted":`) {
+		h.Accepted = r.Bool("")
 	}
-	if r.opt(`,"last_hlc":`) {
-		h.Last = HLC(r.str(""))
+	if r.Opt(`,"last_hlc":`) {
+		h.Last = HLC(r.Str(""))
 	}
-	if r.opt(`,"event_count":`) {
-		h.NEvents = r.int("")
+	if r.Opt(`,"event_count":`) {
+		h.NEvents = r.Int("")
 	}
-	if r.opt(`,"event_bytes":`) {
-		h.Bytes = r.int("")
+	if r.Opt(`,"event_bytes":`) {
+		h.Bytes = r.Int("")
 	}
-	r.lit("}")
-	if !r.ok || len(r.b) != 0 {
+	r.Lit("}")
+	if !r.Done() {
 		return caseHead{}, false
 	}
 	return h, true
 }
 
-// jsonReader reads JSON in the exact layout json.Marshal writes; ok turns
-// false (and stays false) at anything else: another order, white space,
-// escapes, numbers that are not plain integers.
-type jsonReader struct {
-	b  []byte
-	ok bool
-}
-
-// lit reads s.
-func (r *jsonReader) lit(s string) {
-	if !r.ok || !bytes.HasPrefix(r.b, []byte(s)) {
-		r.ok = false
-		return
-	}
-	r.b = r.b[len(s):]
-}
-
-// opt reads s if it comes next.
-func (r *jsonReader) opt(s string) bool {
-	if !r.ok || !bytes.HasPrefix(r.b, []byte(s)) {
-		return false
-	}
-	r.b = r.b[len(s):]
-	return true
-}
-
-// quoted reads name and a string value, quotes included, with nothing to
-// unescape.
-func (r *jsonReader) quoted(name string) []byte {
-	r.lit(name)
-	if !r.ok || len(r.b) == 0 || r.b[0] != '"' {
-		r.ok = false
-		return nil
-	}
-	end := bytes.IndexByte(r.b[1:], '"')
-	if end < 0 || !plainJSONString(r.b[1:end+1]) {
-		r.ok = false
-		return nil
-	}
-	q := r.b[:end+2]
-	r.b = r.b[end+2:]
-	return q
-}
-
-func (r *jsonReader) str(name string) string {
-	q := r.quoted(name)
-	if !r.ok {
-		return ""
-	}
-	return string(q[1 : len(q)-1])
-}
-
-// int reads an integer as JSON writes it: -?(0|[1-9][0-9]*), within int.
-func (r *jsonReader) int(name string) int {
-	r.lit(name)
-	if !r.ok {
-		return 0
-	}
-	i := 0
-	if i < len(r.b) && r.b[i] == '-' {
-		i++
-	}
-	start := i
-	for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-		i++
-	}
-	if i == start || (r.b[start] == '0' && i > start+1) || (i < len(r.b) && (r.b[i] == '.' || r.b[i] == 'e' || r.b[i] == 'E')) {
-		r.ok = false
-		return 0
-	}
-	n, err := strconv.Atoi(string(r.b[:i]))
-	if err != nil {
-		r.ok = false
-		return 0
-	}
-	r.b = r.b[i:]
-	return n
-}
-
-func (r *jsonReader) bool(name string) bool {
-	r.lit(name)
-	switch {
-	case r.opt("true"):
-		return true
-	case r.opt("false"):
-		return false
-	}
-	r.ok = false
-	return false
-}
-
-func (r *jsonReader) time(name string) time.Time {
-	q := r.quoted(name)
-	var t time.Time
-	if r.ok && t.UnmarshalJSON(q) != nil {
-		r.ok = false
-	}
-	return t
-}
-
 // caseFields reads what jsonWriter.caseFields writes.
-func (r *jsonReader) caseFields(c *Case) {
-	c.ID = r.str(`{"id":`)
-	c.Station = r.str(`,"station":`)
-	c.ItemCode = r.str(`,"item_code":`)
-	if r.opt(`,"item_name":`) {
-		c.ItemName = r.str("")
+func readCaseFields(r *jsonlayout.Reader, c *Case) {
+	c.ID = r.Str(`{"id":`)
+	c.Station = r.Str(`,"station":`)
+	c.ItemCode = r.Str(`,"item_code":`)
+	if r.Opt(`,"item_name":`) {
+		c.ItemName = r.Str("")
 	}
-	c.Instant = r.bool(`,"instant":`)
-	if r.opt(`,"limit":`) {
-		c.Limit = &Limit{Value: r.int(`{"value":`), Unit: r.str(`,"unit":`)}
-		r.lit("}")
+	c.Instant = r.Bool(`,"instant":`)
+	if r.Opt(`,"limit":`) {
+		c.Limit = &Limit{Value: r.Int(`{"value":`), Unit: r.Str(`,"unit":`)}
+		r.Lit("}")
 	}
-	c.Channel = r.str(`,"channel":`)
-	c.Actor = r.str(`,"actor":`)
-	r.applicant(`,"applicant":`, &c.Applicant)
-	if !r.opt(`,"agent":null`) {
+	c.Channel = r.Str(`,"channel":`)
+	c.Actor = r.Str(`,"actor":`)
+	readApplicant(r, `,"applicant":`, &c.Applicant)
+	if !r.Opt(`,"agent":null`) {
 		c.Agent = &Applicant{}
-		r.applicant(`,"agent":`, c.Agent)
+		readApplicant(r, `,"agent":`, c.Agent)
 	}
-	c.Tolerance = r.bool(`,"tolerance":`)
-	c.Commitment = r.bool(`,"commitment":`)
-	c.State = r.str(`,"state":`)
-	c.CreatedAt = r.time(`,"created_at":`)
-	if !r.opt(`,"events":null`) {
-		r.lit(`,"events":[`)
+	c.Tolerance = r.Bool(`,"tolerance":`)
+	c.Commitment = r.Bool(`,"commitment":`)
+	c.State = r.Str(`,"state":`)
+	c.CreatedAt = r.Time(`,"created_at":`)
+	if !r.Opt(`,"events":null`) {
+		r.Lit(`,"events":[`)
 		c.Events = []Event{}
-		for r.ok && !r.opt("]") {
+		for r.OK() && !r.Opt("]") {
 			if len(c.Events) > 0 {
-				r.lit(",")
+				r.Lit(",")
 			}
-			r.event(&c.Events)
+			readEvent(r, &c.Events)
 		}
 	}
-	if r.opt(`,"evaluations":[`) {
+	if r.Opt(`,"evaluations":[`) {
 		c.Evaluations = []Evaluation{}
-		for r.ok && !r.opt("]") {
+		for r.OK() && !r.Opt("]") {
 			if len(c.Evaluations) > 0 {
-				r.lit(",")
+				r.Lit(",")
 			}
 			var e Evaluation
-			r.evaluation(&e)
+			readEvaluation(r, &e)
 			c.Evaluations = append(c.Evaluations, e)
 		}
 	}
-	if r.opt(`,"pending":`) {
-		c.Pending = r.bool("")
+	if r.Opt(`,"pending":`) {
+		c.Pending = r.Bool("")
 	}
 }
 
-func (r *jsonReader) applicant(name string, a *Applicant) {
-	a.Kind = r.str(name + `{"kind":`)
-	a.Name = r.str(`,"name":`)
-	if r.opt(`,"credit_code":`) {
-		a.CreditCode = r.str("")
+func readApplicant(r *jsonlayout.Reader, name string, a *Applicant) {
+	a.Kind = r.Str(name + `{"kind":`)
+	a.Name = r.Str(`,"name":`)
+	if r.Opt(`,"credit_code":`) {
+		a.CreditCode = r.Str("")
 	}
-	if r.opt(`,"id_type":`) {
-		a.IDType = r.str("")
+	if r.Opt(`,"id_type":`) {
+		a.IDType = r.Str("")
 	}
-	if r.opt(`,"id_number":`) {
-		a.IDNumber = r.str("")
+	if r.Opt(`,"id_number":`) {
+		a.IDNumber = r.Str("")
 	}
-	if r.opt(`,"phone":`) {
-		a.Phone = r.str("")
+	if r.Opt(`,"phone":`) {
+		a.Phone = r.Str("")
 	}
-	r.lit("}")
+	r.Lit("}")
 }
 
 // event reads one event object (parseEventJSON's layout) and appends it.
-func (r *jsonReader) event(evs *[]Event) {
-	if !r.ok {
+func readEvent(r *jsonlayout.Reader, evs *[]Event) {
+	o := r.Object()
+	if !r.OK() {
 		return
 	}
-	end := objectEnd(r.b)
-	if end < 0 {
-		r.ok = false
-		return
-	}
-	ev, ok := parseEventJSON(r.b[:end])
+	ev, ok := parseEventJSON(o)
 	if !ok {
-		r.ok = false
+		r.Fail()
 		return
 	}
 	*evs = append(*evs, ev)
-	r.b = r.b[end:]
 }
 
-func (r *jsonReader) evaluation(e *Evaluation) {
-	e.ID = r.str(`{"id":`)
-	e.CaseID = r.str(`,"case_id":`)
-	e.Level = r.str(`,"level":`)
-	e.Channel = r.int(`,"channel":`)
-	if r.opt(`,"text":`) {
-		e.Text = r.str("")
+func readEvaluation(r *jsonlayout.Reader, e *Evaluation) {
+	e.ID = r.Str(`{"id":`)
+	e.CaseID = r.Str(`,"case_id":`)
+	e.Level = r.Str(`,"level":`)
+	e.Channel = r.Int(`,"channel":`)
+	if r.Opt(`,"text":`) {
+		e.Text = r.Str("")
 	}
-	e.Attempt = r.int(`,"attempt":`)
-	if r.opt(`,"evaluator":`) {
-		e.Evaluator = r.str("")
+	e.Attempt = r.Int(`,"attempt":`)
+	if r.Opt(`,"evaluator":`) {
+		e.Evaluator = r.Str("")
 	}
-	e.HLC = HLC(r.str(`,"hlc":`))
-	e.At = r.time(`,"at":`)
-	if r.opt(`,"node":`) {
-		e.Node = r.str("")
+	e.HLC = HLC(r.Str(`,"hlc":`))
+	e.At = r.Time(`,"at":`)
+	if r.Opt(`,"node":`) {
+		e.Node = r.Str("")
 	}
-	if r.opt(`,"work_order_days":`) {
-		e.WorkOrderDays = r.int("")
+	if r.Opt(`,"work_order_days":`) {
+		e.WorkOrderDays = r.Int("")
 	}
-	if r.opt(`,"pending":`) {
-		e.Pending = r.bool("")
+	if r.Opt(`,"pending":`) {
+		e.Pending = r.Bool("")
 	}
-	r.lit("}")
-}
-
-// objectEnd is the length of the JSON object b starts with, found by
-// matching braces outside strings, or -1. It does not check the object
-// (parseEventJSON does).
-func objectEnd(b []byte) int {
-	if len(b) == 0 || b[0] != '{' {
-		return -1
-	}
-	return nestedEnd(b)
-}
-
-// valueEnd is the length of the JSON value b starts with (without
-// checking it), or -1: up to the matching bracket of an object or an
-// array, the closing quote of a string, else the first byte that ends a
-// literal or number.
-func valueEnd(b []byte) int {
-	if len(b) == 0 {
-		return -1
-	}
-	switch b[0] {
-	case '{', '[':
-		return nestedEnd(b)
-	case '"':
-		for i := 1; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
-		}
-		return -1
-	}
-	for i, c := range b {
-		if c == ',' || c == '}' || c == ']' || isJSONSpace(c) {
-			return i
-		}
-	}
-	return len(b)
-}
-
-// nestedEnd is valueEnd of an object or array.
-func nestedEnd(b []byte) int {
-	depth := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-		}
-	}
-	return -1
+	r.Lit("}")
 }
 
 // EncodeOps encodes ops exactly as json.Marshal does. Every write a node
@@ -597,98 +430,62 @@ func (w *jsonWriter) pulledChange(c *PulledChange) {
 // of station records, which json.Unmarshal scans twice and reads by
 // reflection.
 func ParseOpsJSON(ops []byte) ([]Op, bool) {
-	r := jsonReader{b: ops, ok: true}
-	r.lit("[")
+	r := jsonlayout.NewReader(ops)
+	r.Lit("[")
 	out := []Op{}
-	for r.ok && !r.opt("]") {
+	for r.OK() && !r.Opt("]") {
 		if len(out) > 0 {
-			r.lit(",")
+			r.Lit(",")
 		}
 		var op Op
-		r.op(&op)
+		readOp(r, &op)
 		out = append(out, op)
 	}
-	if !r.ok || len(r.b) != 0 {
+	if !r.Done() {
 		return nil, false
 	}
 	return out, true
 }
 
 // op reads what jsonWriter.op writes.
-func (r *jsonReader) op(op *Op) {
-	op.Kind = r.str(`{"kind":`)
+func readOp(r *jsonlayout.Reader, op *Op) {
+	op.Kind = r.Str(`{"kind":`)
 	switch {
-	case r.opt(`,"pull":`):
+	case r.Opt(`,"pull":`):
 		p := &PulledPage{}
 		op.Pull = p
-		p.Station = r.str(`{"station":`)
-		p.ClusterID = r.str(`,"cluster_id":`)
-		p.From = r.uint(`,"from":`)
-		if !r.opt(`,"changes":null`) {
-			r.lit(`,"changes":[`)
+		p.Station = r.Str(`{"station":`)
+		p.ClusterID = r.Str(`,"cluster_id":`)
+		p.From = r.Uint(`,"from":`)
+		if !r.Opt(`,"changes":null`) {
+			r.Lit(`,"changes":[`)
 			p.Changes = []PulledChange{}
-			for r.ok && !r.opt("]") {
+			for r.OK() && !r.Opt("]") {
 				if len(p.Changes) > 0 {
-					r.lit(",")
+					r.Lit(",")
 				}
 				var c PulledChange
-				c.Seq = r.uint(`{"seq":`)
-				c.Kind = r.str(`,"kind":`)
-				c.Key = r.str(`,"key":`)
-				c.Data = r.raw(`,"data":`)
-				r.lit("}")
+				c.Seq = r.Uint(`{"seq":`)
+				c.Kind = r.Str(`,"kind":`)
+				c.Key = r.Str(`,"key":`)
+				c.Data = r.Raw(`,"data":`)
+				r.Lit("}")
 				p.Changes = append(p.Changes, c)
 			}
 		}
-		p.Head = r.uint(`,"head":`)
-		r.lit("}")
-	case r.opt(`,"event":`):
+		p.Head = r.Uint(`,"head":`)
+		r.Lit("}")
+	case r.Opt(`,"event":`):
 		var evs []Event
-		r.event(&evs)
-		if r.ok {
+		readEvent(r, &evs)
+		if r.OK() {
 			op.Event = &evs[0]
 		}
 	default:
-		r.ok = false
+		r.Fail()
 	}
-	if r.opt(`,"offline":`) {
-		op.Offline = r.bool("")
+	if r.Opt(`,"offline":`) {
+		op.Offline = r.Bool("")
 	}
-	r.lit("}")
-}
-
-// uint reads an unsigned integer as JSON writes it.
-func (r *jsonReader) uint(name string) uint64 {
-	r.lit(name)
-	i := 0
-	for r.ok && i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-		i++
-	}
-	if !r.ok || i == 0 || (r.b[0] == '0' && i > 1) || (i < len(r.b) && (r.b[i] == '.' || r.b[i] == 'e' || r.b[i] == 'E')) {
-		r.ok = false
-		return 0
-	}
-	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
-	if err != nil {
-		r.ok = false
-		return 0
-	}
-	r.b = r.b[i:]
-	return n
-}
-
-// raw reads name and any valid JSON value, copied as json.RawMessage.
-func (r *jsonReader) raw(name string) json.RawMessage {
-	r.lit(name)
-	if !r.ok {
-		return nil
-	}
-	end := valueEnd(r.b)
-	if end <= 0 || !json.Valid(r.b[:end]) {
-		r.ok = false
-		return nil
-	}
-	v := append(json.RawMessage(nil), r.b[:end]...)
-	r.b = r.b[end:]
-	return v
+	r.Lit("}")
 }

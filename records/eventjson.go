@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 )
 
 // encodeEvent encodes ev exactly as json.Marshal does. Every event a
@@ -132,7 +134,7 @@ func compactAndSafe(d []byte) bool {
 			}
 			i = end + 1
 		default:
-			if isJSONSpace(d[i]) {
+			if jsonlayout.IsSpace(d[i]) {
 				return false
 			}
 			i++
@@ -199,7 +201,7 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 			return "", false
 		}
 		s := q[1 : len(q)-1]
-		return string(s), plainJSONString(s)
+		return string(s), jsonlayout.PlainString(s)
 	}
 	if ev.ID, ok = str(`{"id":`); !ok {
 		return Event{}, false
@@ -243,30 +245,10 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		// json.Valid allows white space around the value, which
 		// json.Unmarshal leaves out of a RawMessage: such data is left
 		// to json.Unmarshal.
-		if !field(`,"data":`) || len(b) == 0 || isJSONSpace(b[0]) || isJSONSpace(b[len(b)-1]) || !json.Valid(b) {
+		if !field(`,"data":`) || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !json.Valid(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)
 	}
 	return ev, true
-}
-
-// isJSONSpace says whether c is white space to JSON.
-func isJSONSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
-}
-
-// plainJSONString says whether the bytes between two quotes decode to
-// themselves: no backslash, no control character, valid UTF-8.
-func plainJSONString(s []byte) bool {
-	ascii := true
-	for _, c := range s {
-		switch {
-		case c < 0x20, c == '\\':
-			return false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return ascii || utf8.Valid(s)
 }

@@ -2,12 +2,14 @@ package replication
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 	"github.com/stationsync/stationsync/pki"
 	"github.com/stationsync/stationsync/records"
 	"github.com/stationsync/stationsync/replication/transport"
@@ -177,7 +179,11 @@ func CallFeed(ctx context.Context, tr *transport.Transport, addr string, req Fee
 		return FeedResponse{}, fmt.Errorf("%s to %s: %w", req.Method, addr, err)
 	}
 	var resp FeedResponse
-	if err := readFrame(c, &resp); err != nil {
+	b, err := readFrameBytes(c)
+	if err == nil {
+		resp, err = decodeFeedResponse(b)
+	}
+	if err != nil {
 		return FeedResponse{}, fmt.Errorf("%s from %s: %w", req.Method, addr, err)
 	}
 	if resp.Error != "" {
@@ -204,4 +210,53 @@ func (n *Node) Digest(month string, loc *time.Location) (StationDigest, error) {
 		return err
 	})
 	return d, err
+}
+
+// decodeFeedResponse decodes a feed answer as json.Unmarshal does. A page
+// of a station's feed, read without reflection when it has the layout
+// json.Marshal writes (the center reads every record of every station
+// this way), else by json.Unmarshal.
+func decodeFeedResponse(b []byte) (FeedResponse, error) {
+	if resp, ok := parseFeedPage(b); ok {
+		return resp, nil
+	}
+	var resp FeedResponse
+	err := json.Unmarshal(b, &resp)
+	return resp, err
+}
+
+// parseFeedPage reads an answer with a page in the layout json.Marshal
+// writes, or reports false.
+func parseFeedPage(b []byte) (FeedResponse, bool) {
+	r := jsonlayout.NewReader(b)
+	resp := FeedResponse{V: r.Int(`{"v":`)}
+	p := &FeedPage{ClusterID: r.Str(`,"page":{"cluster_id":`)}
+	if !r.Opt(`,"changes":null`) {
+		r.Lit(`,"changes":[`)
+		p.Changes = []FeedChange{}
+		for r.OK() && !r.Opt("]") {
+			if len(p.Changes) > 0 {
+				r.Lit(",")
+			}
+			var c FeedChange
+			c.Seq = r.Uint(`{"seq":`)
+			c.Index = r.Uint(`,"index":`)
+			c.Kind = r.Str(`,"kind":`)
+			c.Key = r.Str(`,"key":`)
+			c.Data = r.Raw(`,"data":`)
+			if r.Opt(`,"ref":`) {
+				c.Ref = r.Str("")
+			}
+			r.Lit("}")
+			p.Changes = append(p.Changes, c)
+		}
+	}
+	p.Next = r.Uint(`,"next":`)
+	p.Head = r.Uint(`,"head":`)
+	r.Lit("}}")
+	if !r.Done() {
+		return FeedResponse{}, false
+	}
+	resp.Page = p
+	return resp, true
 }

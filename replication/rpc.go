@@ -81,19 +81,28 @@ func writeFrame(w io.Writer, v any) error {
 }
 
 func readFrame(r io.Reader, v any) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > maxRPCFrame {
-		return fmt.Errorf("rpc frame of %d bytes exceeds %d", n, maxRPCFrame)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	b, err := readFrameBytes(r)
+	if err != nil {
 		return err
 	}
 	return json.Unmarshal(b, v)
+}
+
+// readFrameBytes reads one frame's JSON.
+func readFrameBytes(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxRPCFrame {
+		return nil, fmt.Errorf("rpc frame of %d bytes exceeds %d", n, maxRPCFrame)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // call sends one request on c and reads the answer, bounded by deadline.
