@@ -219,7 +219,7 @@ func parseHeadJSON(v []byte) (h caseHead, ok bool) {
 	return h, true
 }
 
-// caseFields reads what jsonWriter.caseFields writes.
+// readCaseFields reads what jsonWriter.caseFields writes.
 func readCaseFields(r *jsonlayout.Reader, c *Case) {
 	c.ID = r.Str(`{"id":`)
 	c.Station = r.Str(`,"station":`)
@@ -287,7 +287,7 @@ func readApplicant(r *jsonlayout.Reader, name string, a *Applicant) {
 	r.Lit("}")
 }
 
-// event reads one event object (parseEventJSON's layout) and appends it.
+// readEvent reads one event object (parseEventJSON's layout) and appends it.
 func readEvent(r *jsonlayout.Reader, evs *[]Event) {
 	o := r.Object()
 	if !r.OK() {
@@ -447,7 +447,7 @@ func ParseOpsJSON(ops []byte) ([]Op, bool) {
 	return out, true
 }
 
-// op reads what jsonWriter.op writes.
+// readOp reads what jsonWriter.op writes.
 func readOp(r *jsonlayout.Reader, op *Op) {
 	op.Kind = r.Str(`{"kind":`)
 	switch {

@@ -63,7 +63,7 @@ const opsEnvelopeV1 = `{"v":1,"ops":`
 func decodeEnvelope(b []byte) (envelope, error) {
 	// Most entries: ops records.ParseOpsJSON reads without reflection
 	// (what it returns is what json.Unmarshal would).
-	if len(b) > len(opsEnvelopeV1) && string(b[:len(opsEnvelopeV1)]) == opsEnvelopeV1 && b[len(b)-1] == '}' {
+	if envelopeMinVersion <= 1 && len(b) > len(opsEnvelopeV1) && string(b[:len(opsEnvelopeV1)]) == opsEnvelopeV1 && b[len(b)-1] == '}' {
 		if ops, ok := records.ParseOpsJSON(b[len(opsEnvelopeV1) : len(b)-1]); ok {
 			return envelope{V: 1, Ops: ops}, nil
 		}

@@ -79,3 +79,30 @@ func FuzzFeedPageDecode(f *testing.F) {
 		checkFeedDecode(t, "fuzzed", b)
 	})
 }
+
+// decodeEnvelope reads an entry as json.Unmarshal does, with or without
+// records.ParseOpsJSON.
+func FuzzDecodeEnvelope(f *testing.F) {
+	ev := records.Event{ID: "e", CaseID: "c", Type: "accepted", Actor: "a", HLC: "h", Data: json.RawMessage(`{"a":"}"}`)}
+	ops, _ := records.EncodeOps([]records.Op{{Kind: records.OpAppendEvent, Event: &ev}, {Kind: records.OpConsolidate, Pull: &records.PulledPage{Station: "s"}}})
+	b, _ := encodeOpsEnvelope(nil, ops)
+	f.Add(b)
+	b, _ = encodeOpsEnvelope(&initCommand{ClusterID: "x"}, ops)
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"ops":[]}`))
+	f.Add([]byte(`{"v":1,"ops":[{"kind":"put_item","item":{"code":"X"}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gerr := decodeEnvelope(b)
+		var want envelope
+		werr := json.Unmarshal(b, &want)
+		if werr == nil && (want.V < envelopeMinVersion || want.V > envelopeMaxVersion) {
+			werr = ErrUnknownVersion
+		}
+		if (gerr == nil) != (werr == nil) {
+			t.Fatalf("error %v, json.Unmarshal's %v\n%s", gerr, werr, b)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("got  %#v\nwant %#v\n%s", got, want, b)
+		}
+	})
+}
