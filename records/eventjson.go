@@ -173,61 +173,20 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		conflictSuffix = `,"conflict":true`
 		pendingSuffix  = `,"pending":true`
 	)
-	b := v
-	field := func(name string) bool {
-		if !bytes.HasPrefix(b, []byte(name)) {
-			return false
-		}
-		b = b[len(name):]
-		return true
+	r := jsonlayout.NewReader(v)
+	ev.ID = r.Str(`{"id":`)
+	ev.CaseID = r.Str(`,"case_id":`)
+	ev.Type = r.Str(`,"type":`)
+	ev.Actor = r.Str(`,"actor":`)
+	ev.HLC = HLC(r.Str(`,"hlc":`))
+	ev.At = r.Time(`,"at":`)
+	if r.Opt(`,"node":`) {
+		ev.Node = r.Str("")
 	}
-	// quoted reads field name's value up to the next quote, quotes
-	// included (a string with an escaped quote is not plain anyway).
-	quoted := func(name string) ([]byte, bool) {
-		if !field(name) || len(b) == 0 || b[0] != '"' {
-			return nil, false
-		}
-		end := bytes.IndexByte(b[1:], '"')
-		if end < 0 {
-			return nil, false
-		}
-		q := b[:end+2]
-		b = b[end+2:]
-		return q, true
-	}
-	str := func(name string) (string, bool) {
-		q, ok := quoted(name)
-		if !ok {
-			return "", false
-		}
-		s := q[1 : len(q)-1]
-		return string(s), jsonlayout.PlainString(s)
-	}
-	if ev.ID, ok = str(`{"id":`); !ok {
+	if !r.OK() {
 		return Event{}, false
 	}
-	if ev.CaseID, ok = str(`,"case_id":`); !ok {
-		return Event{}, false
-	}
-	if ev.Type, ok = str(`,"type":`); !ok {
-		return Event{}, false
-	}
-	if ev.Actor, ok = str(`,"actor":`); !ok {
-		return Event{}, false
-	}
-	hlc, ok := str(`,"hlc":`)
-	if !ok {
-		return Event{}, false
-	}
-	ev.HLC = HLC(hlc)
-	if at, ok := quoted(`,"at":`); !ok || ev.At.UnmarshalJSON(at) != nil {
-		return Event{}, false
-	}
-	if bytes.HasPrefix(b, []byte(`,"node":`)) {
-		if ev.Node, ok = str(`,"node":`); !ok {
-			return Event{}, false
-		}
-	}
+	b := r.Rest()
 	// What is left: [,"data":DATA][,"conflict":true][,"pending":true]}.
 	// A valid JSON value cannot end with either suffix, so cutting them
 	// from the end leaves DATA.
@@ -245,7 +204,9 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		// json.Valid allows white space around the value, which
 		// json.Unmarshal leaves out of a RawMessage: such data is left
 		// to json.Unmarshal.
-		if !field(`,"data":`) || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !json.Valid(b) {
+		var data bool
+		b, data = bytes.CutPrefix(b, []byte(`,"data":`))
+		if !data || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !json.Valid(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)

@@ -26,6 +26,17 @@ func (r *Reader) Fail() { r.ok = false }
 // Done says whether everything was read and nothing is left.
 func (r *Reader) Done() bool { return r.ok && len(r.b) == 0 }
 
+// Rest returns what is not read yet and reads it all (nil once the
+// input is not in the layout).
+func (r *Reader) Rest() []byte {
+	if !r.ok {
+		return nil
+	}
+	b := r.b
+	r.b = r.b[len(b):]
+	return b
+}
+
 // Object returns the JSON object that comes next (found by matching
 // braces, not checked) and reads past it.
 func (r *Reader) Object() []byte {
