@@ -126,14 +126,36 @@ func (r *Reader) Str(name string) string {
 	return string(q[1 : len(q)-1])
 }
 
-// Int reads an integer as JSON writes it: -?(0|[1-9][0-9]*), within int.
+// Int reads name and an integer as JSON writes it, within int.
 func (r *Reader) Int(name string) int {
-	r.Lit(name)
-	if !r.ok {
+	n, err := strconv.Atoi(r.integer(name, true))
+	if err != nil {
+		r.ok = false
 		return 0
 	}
+	return n
+}
+
+// Uint reads name and an unsigned integer as JSON writes it.
+func (r *Reader) Uint(name string) uint64 {
+	n, err := strconv.ParseUint(r.integer(name, false), 10, 64)
+	if err != nil {
+		r.ok = false
+		return 0
+	}
+	return n
+}
+
+// integer reads name and -?(0|[1-9][0-9]*) (the sign only if signed),
+// not followed by a fraction or an exponent, and returns its text ("" and
+// not ok otherwise).
+func (r *Reader) integer(name string, signed bool) string {
+	r.Lit(name)
+	if !r.ok {
+		return ""
+	}
 	i := 0
-	if i < len(r.b) && r.b[i] == '-' {
+	if signed && i < len(r.b) && r.b[i] == '-' {
 		i++
 	}
 	start := i
@@ -142,13 +164,9 @@ func (r *Reader) Int(name string) int {
 	}
 	if i == start || (r.b[start] == '0' && i > start+1) || (i < len(r.b) && (r.b[i] == '.' || r.b[i] == 'e' || r.b[i] == 'E')) {
 		r.ok = false
-		return 0
+		return ""
 	}
-	n, err := strconv.Atoi(string(r.b[:i]))
-	if err != nil {
-		r.ok = false
-		return 0
-	}
+	n := string(r.b[:i])
 	r.b = r.b[i:]
 	return n
 }
@@ -174,26 +192,6 @@ func (r *Reader) Time(name string) time.Time {
 		r.ok = false
 	}
 	return t
-}
-
-// Uint reads an unsigned integer as JSON writes it.
-func (r *Reader) Uint(name string) uint64 {
-	r.Lit(name)
-	i := 0
-	for r.ok && i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-		i++
-	}
-	if !r.ok || i == 0 || (r.b[0] == '0' && i > 1) || (i < len(r.b) && (r.b[i] == '.' || r.b[i] == 'e' || r.b[i] == 'E')) {
-		r.ok = false
-		return 0
-	}
-	n, err := strconv.ParseUint(string(r.b[:i]), 10, 64)
-	if err != nil {
-		r.ok = false
-		return 0
-	}
-	r.b = r.b[i:]
-	return n
 }
 
 // Raw reads name and any valid JSON value, copied as json.RawMessage.
