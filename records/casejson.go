@@ -330,9 +330,10 @@ func readEvaluation(r *jsonlayout.Reader, e *Evaluation) {
 // EncodeOps encodes ops exactly as json.Marshal does. Every write a node
 // takes is encoded once for its raft entry; the center's consolidate ops
 // carry ~48 KiB of a station's records each, which json.Marshal scans
-// and compacts again (json.RawMessage is a Marshaler). Consolidate ops
-// and case events are written here directly when their strings are
-// plain and their data compact; anything else goes through json.Marshal.
+// and compacts again (json.RawMessage is a Marshaler). Consolidate ops,
+// case creations, case events and evaluations are written here directly
+// when their strings are plain and their data compact; anything else goes
+// through json.Marshal.
 func EncodeOps(ops []Op) ([]byte, error) {
 	size := 2
 	for i := range ops {
@@ -358,17 +359,25 @@ func EncodeOps(ops []Op) ([]byte, error) {
 	return w.b, nil
 }
 
-// op writes a consolidate op or a case event (ok turns false for any
-// other op).
+// op writes a consolidate op, a case creation, a case event or an
+// evaluation: an op with exactly one of Pull, Case, Event and Evaluation
+// and nothing else but Kind and Offline (ok turns false for any other).
 func (w *jsonWriter) op(op *Op) {
-	only := op.Item == nil && op.Case == nil && op.Evaluation == nil && op.WorkOrderID == "" &&
-		op.WorkOrderEvent == nil && op.ConflictID == "" && op.Station == "" && op.Seq == 0 &&
-		op.Settings == nil && op.Token == nil && op.Resolution == nil
-	switch {
-	case !only || !w.ok:
+	only := op.Item == nil && op.WorkOrderID == "" && op.WorkOrderEvent == nil && op.ConflictID == "" &&
+		op.Station == "" && op.Seq == 0 && op.Settings == nil && op.Token == nil && op.Resolution == nil
+	set := 0
+	for _, p := range []bool{op.Pull != nil, op.Case != nil, op.Event != nil, op.Evaluation != nil} {
+		if p {
+			set++
+		}
+	}
+	if !only || set != 1 || !w.ok {
 		w.ok = false
-	case op.Pull != nil && op.Event == nil:
-		w.str(`{"kind":`, op.Kind)
+		return
+	}
+	w.str(`{"kind":`, op.Kind)
+	switch {
+	case op.Pull != nil:
 		p := op.Pull
 		w.str(`,"pull":{"station":`, p.Station)
 		w.str(`,"cluster_id":`, p.ClusterID)
@@ -387,21 +396,35 @@ func (w *jsonWriter) op(op *Op) {
 		}
 		w.b = strconv.AppendUint(append(w.b, `,"head":`...), p.Head, 10)
 		w.raw("}")
-	case op.Event != nil && op.Pull == nil:
-		w.str(`{"kind":`, op.Kind)
-		if len(op.Event.Data) > 0 && !json.Valid(op.Event.Data) {
-			w.ok = false // as above: json.Marshal refuses it
+	case op.Case != nil:
+		for i := range op.Case.Events {
+			w.validData(op.Case.Events[i].Data)
 		}
+		w.raw(`,"case":`)
+		w.caseFields(op.Case)
+		w.raw("}")
+	case op.Event != nil:
+		w.validData(op.Event.Data)
 		if w.ok {
 			w.b, w.ok = appendEventJSON(append(w.b, `,"event":`...), *op.Event)
 		}
-	default:
-		w.ok = false
+	case op.Evaluation != nil:
+		w.raw(`,"evaluation":`)
+		w.evaluation(op.Evaluation)
 	}
 	if op.Offline {
 		w.raw(`,"offline":true`)
 	}
 	w.raw("}")
+}
+
+// validData turns ok false for an event's data json.Marshal refuses:
+// appendEventJSON copies data it is given, and what goes into a raft
+// entry must decode on every node.
+func (w *jsonWriter) validData(d json.RawMessage) {
+	if len(d) > 0 && !json.Valid(d) {
+		w.ok = false
+	}
 }
 
 func (w *jsonWriter) pulledChange(c *PulledChange) {
@@ -423,8 +446,8 @@ func (w *jsonWriter) pulledChange(c *PulledChange) {
 	w.raw("}")
 }
 
-// ParseOpsJSON reads ops, a JSON array of ops, when every op in it is a
-// consolidate op or a case event in the layout EncodeOps writes, or
+// ParseOpsJSON reads ops, a JSON array of ops, when every op in it is one
+// jsonWriter.op writes, in the layout EncodeOps writes, or
 // reports false. What it returns then is what json.Unmarshal returns for
 // ops. Every node decodes every raft entry; a center's entries are pages
 // of station records, which json.Unmarshal scans twice and reads by
@@ -475,12 +498,21 @@ func readOp(r *jsonlayout.Reader, op *Op) {
 		}
 		p.Head = r.Uint(`,"head":`)
 		r.Lit("}")
+	case r.Opt(`,"case":`):
+		c := &Case{}
+		readCaseFields(r, c)
+		r.Lit("}")
+		op.Case = c
 	case r.Opt(`,"event":`):
 		var evs []Event
 		readEvent(r, &evs)
 		if r.OK() {
 			op.Event = &evs[0]
 		}
+	case r.Opt(`,"evaluation":`):
+		e := &Evaluation{}
+		readEvaluation(r, e)
+		op.Evaluation = e
 	default:
 		r.Fail()
 	}

@@ -51,6 +51,19 @@ func checkHeadCodec(t *testing.T, name string, h caseHead) bool {
 		t.Fatalf("%s: encodeCase:\ngot  %s (%v)\nwant %s", name, gotC, err, wantC)
 	}
 	checkDecodeHead(t, name+" (case)", wantC)
+	// The case as a raft entry carries it, and its evaluations.
+	ops := []Op{{Kind: OpCreateCase, Case: &c}}
+	for i := range c.Evaluations {
+		ops = append(ops, Op{Kind: OpEvaluate, Evaluation: &c.Evaluations[i], Offline: i%2 == 0})
+	}
+	wantOps, _ := json.Marshal(ops)
+	gotOps, err := EncodeOps(ops)
+	if err != nil || string(gotOps) != string(wantOps) {
+		t.Fatalf("%s: EncodeOps:\ngot  %s (%v)\nwant %s", name, gotOps, err, wantOps)
+	}
+	if !checkParseOps(t, name+" (ops)", wantOps) && fastEnc {
+		t.Fatalf("%s: head written without encoding/json, its case as an op not read without it:\n%s", name, wantOps)
+	}
 	return fastEnc
 }
 
@@ -203,6 +216,9 @@ func TestEncodeOpsMatchesMarshal(t *testing.T) {
 		}
 		return p
 	}
+	sample := sampleHead()
+	withEvent := sample.Case
+	withEvent.Events = []Event{ev}
 	cases := []struct {
 		name string
 		ops  []Op
@@ -215,8 +231,15 @@ func TestEncodeOpsMatchesMarshal(t *testing.T) {
 		{"page with spaced data", []Op{{Kind: OpConsolidate, Pull: page(`{"a": 1}`)}}, false},
 		{"page with html in data", []Op{{Kind: OpConsolidate, Pull: page(`{"a":"<"}`)}}, false},
 		{"station with quote", []Op{{Kind: OpConsolidate, Pull: &PulledPage{Station: `a"`}}}, false},
-		{"another op", []Op{{Kind: OpCreateCase, Case: &Case{ID: "c"}}}, false},
+		{"case creation", []Op{{Kind: OpCreateCase, Case: &sample.Case}}, true},
+		{"bare case creation", []Op{{Kind: OpCreateCase, Case: &Case{ID: "c"}}}, true},
+		{"case creation with its first event", []Op{{Kind: OpCreateCase, Case: &withEvent}}, true},
+		{"case creation with html", []Op{{Kind: OpCreateCase, Case: &Case{ID: "c", ItemName: "<b>"}}}, false},
+		{"evaluation", []Op{{Kind: OpEvaluate, Evaluation: &sample.Evaluations[0]}, {Kind: OpAppendEvent, Event: &ev}}, true},
+		{"offline evaluation", []Op{{Kind: OpEvaluate, Evaluation: &sample.Evaluations[0], Offline: true}}, true},
+		{"an item", []Op{{Kind: OpPutItem, Item: &Item{Code: "XC-L-0001"}}}, false},
 		{"case event with a station", []Op{{Kind: OpAppendEvent, Event: &ev, Station: "x"}}, false},
+		{"case event and evaluation in one op", []Op{{Kind: OpAppendEvent, Event: &ev, Evaluation: &sample.Evaluations[0]}}, false},
 	}
 	for _, tc := range cases {
 		want, err := json.Marshal(tc.ops)
@@ -239,8 +262,9 @@ func TestEncodeOpsMatchesMarshal(t *testing.T) {
 	for _, d := range []string{``, `{"a":`, `{"a":1}}`} {
 		bad := ev
 		bad.Data = json.RawMessage(d)
-		for _, ops := range [][]Op{{{Kind: OpConsolidate, Pull: page(d)}}, {{Kind: OpAppendEvent, Event: &bad}}} {
-			if d == "" && ops[0].Event != nil {
+		badCase := Case{ID: "c", Events: []Event{bad}}
+		for _, ops := range [][]Op{{{Kind: OpConsolidate, Pull: page(d)}}, {{Kind: OpAppendEvent, Event: &bad}}, {{Kind: OpCreateCase, Case: &badCase}}} {
+			if d == "" && ops[0].Pull == nil {
 				continue // empty event data is left out (omitempty)
 			}
 			if b, err := EncodeOps(ops); err == nil {
@@ -284,6 +308,9 @@ func checkParseOps(t *testing.T, name string, v []byte) bool {
 func TestParseOpsReadsEncodeOps(t *testing.T) {
 	ev := sampleEvent()
 	ev.Data = json.RawMessage(`{"note":"材料齐全","x":[1,"]"]}`)
+	sample := sampleHead()
+	withEvent := sample.Case
+	withEvent.Events = []Event{ev}
 	page := &PulledPage{Station: "XC-01", ClusterID: "cl-1", From: 7, Head: 99, Changes: []PulledChange{
 		{Seq: 8, Change: Change{Kind: "event", Key: "c-1", Data: json.RawMessage(`{"a":"}"}`)}},
 		{Seq: 9, Change: Change{Kind: "case", Key: "c-2", Data: json.RawMessage(`null`)}},
@@ -299,6 +326,8 @@ func TestParseOpsReadsEncodeOps(t *testing.T) {
 		{"empty page", []Op{{Kind: OpConsolidate, Pull: &PulledPage{}}}},
 		{"page with no changes", []Op{{Kind: OpConsolidate, Pull: &PulledPage{Changes: []PulledChange{}}}}},
 		{"none", []Op{}},
+		{"case creations, an evaluation, an event", []Op{{Kind: OpCreateCase, Case: &sample.Case}, {Kind: OpCreateCase, Case: &withEvent, Offline: true}, {Kind: OpEvaluate, Evaluation: &sample.Evaluations[0]}, {Kind: OpAppendEvent, Event: &ev}}},
+		{"case with no events", []Op{{Kind: OpCreateCase, Case: &Case{ID: "c", Events: []Event{}}}}},
 	} {
 		b, err := EncodeOps(tc.ops)
 		if err != nil {
@@ -313,6 +342,8 @@ func TestParseOpsReadsEncodeOps(t *testing.T) {
 		`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":1,"changes":[{"seq":1,"kind":"k","key":"k","data":{"a":}}],"head":1}}]`,
 		`[{"kind":"create_case","case":{"id":"c"}}]`,
 		`[{"kind":"append_event","event":{"id":"e"}} ]`,
+		`[{"kind":"evaluate","evaluation":null}]`,
+		`[{"kind":"create_case","case":{"id":"c","station":"s","item_code":"i","instant":false,"channel":"w","actor":"a","applicant":{"kind":"person","name":"n"},"agent":null,"tolerance":false,"commitment":false,"state":"received","created_at":"2026-11-27T09:30:01Z","events":null,"fold_accepted":true}}]`,
 	} {
 		if checkParseOps(t, "refused", []byte(v)) {
 			t.Errorf("read without json.Unmarshal: %s", v)
@@ -326,6 +357,10 @@ func FuzzParseOps(f *testing.F) {
 	b, _ := EncodeOps([]Op{{Kind: OpConsolidate, Pull: &PulledPage{Station: "s", ClusterID: "c", From: 1, Head: 3, Changes: []PulledChange{{Seq: 2, Change: Change{Kind: "event", Key: "k", Data: json.RawMessage(`{"x":null}`)}}}}}, {Kind: OpAppendEvent, Event: &ev, Offline: true}})
 	f.Add(b)
 	f.Add([]byte(`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":0,"changes":[{"seq":1,"kind":"k","key":"k","data":null}],"head":18446744073709551615}}]`))
+	h := sampleHead()
+	h.Events = []Event{ev}
+	b, _ = EncodeOps([]Op{{Kind: OpCreateCase, Case: &h.Case}, {Kind: OpEvaluate, Evaluation: &h.Evaluations[0], Offline: true}})
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, v []byte) {
 		checkParseOps(t, "fuzzed", v)
 	})

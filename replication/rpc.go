@@ -246,10 +246,14 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		}
 		ctx, cancel := n.bounded(n.cfg.ApplyTimeout)
 		defer cancel()
-		var ops []records.Op
-		if err := json.Unmarshal(req.Ops, &ops); err != nil {
-			resp.Code, resp.Error = "refused", fmt.Sprintf("decode ops: %v", err)
-			return
+		// Ops a follower encoded with records.EncodeOps read without
+		// reflection (what ParseOpsJSON returns is what json.Unmarshal would).
+		ops, ok := records.ParseOpsJSON(req.Ops)
+		if !ok {
+			if err := json.Unmarshal(req.Ops, &ops); err != nil {
+				resp.Code, resp.Error = "refused", fmt.Sprintf("decode ops: %v", err)
+				return
+			}
 		}
 		results, err := n.submitForwarded(ctx, ops, req.Ops)
 		if err != nil {
