@@ -422,7 +422,7 @@ func (w *jsonWriter) op(op *Op) {
 // appendEventJSON copies data it is given, and what goes into a raft
 // entry must decode on every node.
 func (w *jsonWriter) validData(d json.RawMessage) {
-	if len(d) > 0 && !json.Valid(d) {
+	if len(d) > 0 && !jsonlayout.Valid(d) {
 		w.ok = false
 	}
 }
@@ -435,7 +435,7 @@ func (w *jsonWriter) pulledChange(c *PulledChange) {
 	case !w.ok:
 	case c.Data == nil:
 		w.raw(`,"data":null`)
-	case len(c.Data) > 0 && compactAndSafe(c.Data) && json.Valid(c.Data):
+	case len(c.Data) > 0 && compactAndSafe(c.Data) && jsonlayout.Valid(c.Data):
 		// Valid: what goes into a raft entry must decode on every node
 		// (json.Marshal would refuse invalid data; a pulled page's data
 		// was valid when it was decoded, but an op may be built anywhere).

@@ -206,7 +206,7 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		// to json.Unmarshal.
 		var data bool
 		b, data = bytes.CutPrefix(b, []byte(`,"data":`))
-		if !data || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !json.Valid(b) {
+		if !data || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !jsonlayout.Valid(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)

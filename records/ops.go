@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 )
 
 // Op kinds: the commands a station replicates.
@@ -252,7 +254,7 @@ func createCase(st State, c Case) (any, []Change, error) {
 	if len(c.Events) != 1 || c.Events[0].Type != EventReceived {
 		return nil, nil, Invalid("events", "a new case carries exactly its %q event", EventReceived)
 	}
-	if d := c.Events[0].Data; len(d) > 0 && !json.Valid(d) {
+	if d := c.Events[0].Data; len(d) > 0 && !jsonlayout.Valid(d) {
 		return nil, nil, Invalid("events[0].data", "is not valid JSON")
 	}
 	old, err := readCase(st, c.ID)
@@ -588,7 +590,7 @@ func (ev *Event) validate(checkData bool) error {
 	if len(ev.Data) > 16<<10 {
 		return Invalid("data", "is larger than 16 KiB")
 	}
-	if checkData && len(ev.Data) > 0 && !json.Valid(ev.Data) {
+	if checkData && len(ev.Data) > 0 && !jsonlayout.Valid(ev.Data) {
 		return Invalid("data", "is not valid JSON")
 	}
 	return nil

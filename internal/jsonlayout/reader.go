@@ -201,7 +201,7 @@ func (r *Reader) Raw(name string) json.RawMessage {
 		return nil
 	}
 	end := valueEnd(r.b)
-	if end <= 0 || !json.Valid(r.b[:end]) {
+	if end <= 0 || !Valid(r.b[:end]) {
 		r.ok = false
 		return nil
 	}
