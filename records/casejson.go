@@ -2,6 +2,7 @@ package records
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -334,7 +335,14 @@ func readEvaluation(r *jsonlayout.Reader, e *Evaluation) {
 // case creations, case events and evaluations are written here directly
 // when their strings are plain and their data compact; anything else goes
 // through json.Marshal.
+//
+// Data nested so deep that the entry would exceed encoding/json's depth
+// limit is refused with an error (json.Marshal would write it): every
+// node must decode every entry.
 func EncodeOps(ops []Op) ([]byte, error) {
+	if err := checkNesting(ops); err != nil {
+		return nil, err
+	}
 	size := 2
 	for i := range ops {
 		if p := ops[i].Pull; p != nil {
@@ -357,6 +365,44 @@ func EncodeOps(ops []Op) ([]byte, error) {
 	}
 	w.raw("]")
 	return w.b, nil
+}
+
+// checkNesting refuses data in ops that nests more than
+// jsonlayout.MaxDepth-jsonlayout.Nesting levels deep: inside a raft entry
+// it would be beyond encoding/json's depth limit, and no node could apply
+// the entry. Event data is at most 16 KiB (Event.Validate), too short to
+// nest that deep; a station's pulled records come from another machine.
+func checkNesting(ops []Op) error {
+	const short = 2 * (jsonlayout.MaxDepth - jsonlayout.Nesting) // nests less deep than that
+	check := func(d json.RawMessage, what string, args ...any) error {
+		if len(d) < short || jsonlayout.ValidNested(d) {
+			return nil
+		}
+		return fmt.Errorf("%s: data is not valid JSON or nests more than %d levels deep", fmt.Sprintf(what, args...), jsonlayout.MaxDepth-jsonlayout.Nesting)
+	}
+	for i := range ops {
+		op := &ops[i]
+		if op.Event != nil {
+			if err := check(op.Event.Data, "event %q", op.Event.ID); err != nil {
+				return err
+			}
+		}
+		if op.Case != nil {
+			for _, ev := range op.Case.Events {
+				if err := check(ev.Data, "case %q event %q", op.Case.ID, ev.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if p := op.Pull; p != nil {
+			for j := range p.Changes {
+				if err := check(p.Changes[j].Data, "station %s change %d", p.Station, p.Changes[j].Seq); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // op writes a consolidate op, a case creation, a case event or an

@@ -365,3 +365,49 @@ func FuzzParseOps(f *testing.F) {
 		checkParseOps(t, "fuzzed", v)
 	})
 }
+
+// deepArray is a valid JSON value nested n arrays deep.
+func deepArray(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+
+// Data json.Valid accepts alone can be beyond encoding/json's depth limit
+// once inside an event, a case or an op: the fast paths leave it to
+// encoding/json, which refuses it (found by review, 2026-11-28).
+func TestDeepDataLeftToEncodingJSON(t *testing.T) {
+	for _, depth := range []int{9990, 9992, 9993, 9997, 9998, 10000} {
+		ev := []byte(`{"id":"e","case_id":"c","type":"t","actor":"a","hlc":"h","at":"2026-11-27T09:30:01Z","data":` + deepArray(depth) + `}`)
+		var want Event
+		werr := json.Unmarshal(ev, &want)
+		if _, err := decodeEvent(ev); (err == nil) != (werr == nil) {
+			t.Errorf("depth %d: decodeEvent: %v, json.Unmarshal: %v", depth, err, werr)
+		}
+		checkParseOps(t, "deep pulled data", []byte(`[{"kind":"consolidate","pull":{"station":"s","cluster_id":"c","from":0,"changes":[{"seq":1,"kind":"item","key":"k","data":`+deepArray(depth)+`}],"head":1}}]`))
+		checkParseOps(t, "deep event data", []byte(`[{"kind":"append_event","event":`+string(ev)+`}]`))
+		checkDecodeHead(t, "deep event data", []byte(`{"id":"c","station":"s","item_code":"i","instant":false,"channel":"w","actor":"a","applicant":{"kind":"person","name":"n"},"agent":null,"tolerance":false,"commitment":false,"state":"received","created_at":"2026-11-27T09:30:01Z","events":[`+string(ev)+`]}`))
+	}
+}
+
+// EncodeOps refuses data that would put a raft entry beyond encoding/json's
+// depth limit (no node could apply it), and takes data just within it.
+func TestEncodeOpsRefusesDataTooDeepForAnEntry(t *testing.T) {
+	pull := func(d string) []Op {
+		return []Op{{Kind: OpConsolidate, Pull: &PulledPage{Station: "XC-01", Changes: []PulledChange{{Seq: 5, Change: Change{Kind: "item", Key: "k", Data: json.RawMessage(d)}}}}}}
+	}
+	b, err := EncodeOps(pull(deepArray(9992)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []Op
+	if err := json.Unmarshal([]byte(`{"v":1,"ops":`+string(b)+`}`), &struct {
+		Ops *[]Op `json:"ops"`
+	}{&ops}); err != nil {
+		t.Fatalf("data 9,992 deep: the entry does not decode: %v", err)
+	}
+	if _, err := EncodeOps(pull(deepArray(9993))); err == nil || !strings.Contains(err.Error(), "station XC-01 change 5") {
+		t.Errorf("data 9,993 deep: %v, want an error naming the change", err)
+	}
+	ev := sampleEvent()
+	ev.Data = json.RawMessage(deepArray(9995))
+	if _, err := EncodeOps([]Op{{Kind: OpCreateCase, Case: &Case{ID: "c", Events: []Event{ev}}}}); err == nil {
+		t.Error("event data 9,995 deep inside a case: no error")
+	}
+}

@@ -166,8 +166,9 @@ func decodeEvent(v []byte) (Event, error) {
 
 // parseEventJSON reads v when it has encodeEvent's layout with plain
 // strings (no escapes, no control characters, valid UTF-8) and valid
-// JSON data, or reports false. What it returns then is what
-// json.Unmarshal returns for v.
+// JSON data (nested no deeper than jsonlayout.ValidNested allows: an
+// event may sit inside other values), or reports false. What it returns
+// then is what json.Unmarshal returns for v.
 func parseEventJSON(v []byte) (ev Event, ok bool) {
 	const (
 		conflictSuffix = `,"conflict":true`
@@ -206,7 +207,7 @@ func parseEventJSON(v []byte) (ev Event, ok bool) {
 		// to json.Unmarshal.
 		var data bool
 		b, data = bytes.CutPrefix(b, []byte(`,"data":`))
-		if !data || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !jsonlayout.Valid(b) {
+		if !data || len(b) == 0 || jsonlayout.IsSpace(b[0]) || jsonlayout.IsSpace(b[len(b)-1]) || !jsonlayout.ValidNested(b) {
 			return Event{}, false
 		}
 		ev.Data = append(json.RawMessage(nil), b...)

@@ -194,14 +194,15 @@ func (r *Reader) Time(name string) time.Time {
 	return t
 }
 
-// Raw reads name and any valid JSON value, copied as json.RawMessage.
+// Raw reads name and any valid JSON value that nests at most
+// MaxDepth-Nesting deep (ValidNested), copied as json.RawMessage.
 func (r *Reader) Raw(name string) json.RawMessage {
 	r.Lit(name)
 	if !r.ok {
 		return nil
 	}
 	end := valueEnd(r.b)
-	if end <= 0 || !Valid(r.b[:end]) {
+	if end <= 0 || !ValidNested(r.b[:end]) {
 		r.ok = false
 		return nil
 	}

@@ -11,7 +11,28 @@ package jsonlayout
 // json.Valid steps a state machine through a function call per byte,
 // while most of a record's bytes are the text of its strings, which Valid
 // skips with a table lookup per byte. FuzzValid compares the two.
-func Valid(b []byte) bool {
+func Valid(b []byte) bool { return validDepth(b, MaxDepth) }
+
+// MaxDepth is encoding/json's limit on objects and arrays nested inside
+// each other, counted from the top of what it reads.
+const MaxDepth = 10000
+
+// Nesting bounds how deep the layouts read with a Reader put a raw value:
+// an ops envelope holds a consolidate op's pulled change at 6 levels
+// ({"ops":[{"pull":{"changes":[{"data": ...), a feed answer its changes
+// at 4.
+const Nesting = 8
+
+// ValidNested reports whether b is valid JSON (as Valid) that also nests
+// at most MaxDepth-Nesting deep, so that inside any of the layouts it is
+// still within encoding/json's limit. A value json.Valid accepts can be
+// refused by json.Unmarshal once it sits inside other values: a fast path
+// that checks its data with ValidNested leaves such data to encoding/json.
+// A value shorter than 2*(MaxDepth-Nesting) bytes cannot nest that deep.
+func ValidNested(b []byte) bool { return validDepth(b, MaxDepth-Nesting) }
+
+// validDepth is Valid with maxDepth in place of encoding/json's limit.
+func validDepth(b []byte, maxDepth int) bool {
 	var stack []byte // the open objects ('{') and arrays ('[')
 	i := skipSpace(b, 0)
 	for {
@@ -21,7 +42,7 @@ func Valid(b []byte) bool {
 		}
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if len(stack) == maxNestingDepth {
+			if len(stack) == maxDepth {
 				return false
 			}
 			stack = append(stack, c)
@@ -82,9 +103,6 @@ func Valid(b []byte) bool {
 		}
 	}
 }
-
-// maxNestingDepth is encoding/json's limit on nested objects and arrays.
-const maxNestingDepth = 10000
 
 // member reads an object member's name and colon at i and the white space
 // after them, returning where its value starts (-1: not valid).

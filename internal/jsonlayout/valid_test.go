@@ -68,3 +68,19 @@ func BenchmarkJSONValid(b *testing.B) {
 		json.Valid(eventData)
 	}
 }
+
+// ValidNested takes what Valid takes, nested at most MaxDepth-Nesting deep.
+func TestValidNested(t *testing.T) {
+	for _, c := range validCases {
+		if ValidNested([]byte(c)) != Valid([]byte(c)) {
+			t.Errorf("ValidNested(%q) differs from Valid", c)
+		}
+	}
+	limit := MaxDepth - Nesting
+	if v := strings.Repeat("[", limit) + strings.Repeat("]", limit); !ValidNested([]byte(v)) {
+		t.Errorf("%d levels refused", limit)
+	}
+	if v := strings.Repeat("[", limit+1) + strings.Repeat("]", limit+1); ValidNested([]byte(v)) || !Valid([]byte(v)) {
+		t.Errorf("%d levels: ValidNested %v, Valid %v", limit+1, ValidNested([]byte(v)), Valid([]byte(v)))
+	}
+}
