@@ -343,6 +343,9 @@ func EncodeOps(ops []Op) ([]byte, error) {
 	if err := checkNesting(ops); err != nil {
 		return nil, err
 	}
+	if ops == nil {
+		return []byte("null"), nil
+	}
 	size := 2
 	for i := range ops {
 		if p := ops[i].Pull; p != nil {

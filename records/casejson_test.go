@@ -411,3 +411,52 @@ func TestEncodeOpsRefusesDataTooDeepForAnEntry(t *testing.T) {
 		t.Error("event data 9,995 deep inside a case: no error")
 	}
 }
+
+// FuzzEncodeOps checks the writer: EncodeOps writes what json.Marshal
+// writes (or fails where it fails) for ops of every kind jsonWriter.op
+// writes itself, with fuzzed strings, numbers, times and data, and
+// ParseOpsJSON reads it back as json.Unmarshal does.
+func FuzzEncodeOps(f *testing.F) {
+	f.Add("c-1", "王芳", `{"note":"材料 齐全"}`, int64(5), int64(1e18), uint8(0))
+	f.Add("e\"v", "a<b", "{ \"a\" : 1 }", int64(-1), int64(-1 << 62), uint8(0xff))
+	f.Add("x", "\u2028", `"\u2028 \\"`, int64(1<<40), int64(1), uint8(0x5a))
+	f.Add("", "", `{"a":`, int64(0), int64(0), uint8(0x0f))
+	f.Fuzz(func(t *testing.T, id, text, data string, n, unixNano int64, flags uint8) {
+		at := time.Unix(0, unixNano).UTC()
+		ev := Event{ID: id, CaseID: text, Type: EventAccepted, Actor: text, HLC: HLC(id), At: at, Node: text, Conflict: flags&1 != 0, Pending: flags&2 != 0}
+		if data != "" {
+			ev.Data = json.RawMessage(data)
+		}
+		eval := Evaluation{ID: id, CaseID: id, Level: text, Channel: int(n), Text: text, Attempt: int(n), Evaluator: text, HLC: HLC(text), At: at, Node: id, WorkOrderDays: int(n), Pending: flags&4 != 0}
+		c := Case{ID: id, Station: text, ItemCode: id, ItemName: text, Instant: flags&8 != 0, Channel: text, Actor: id,
+			Applicant: Applicant{Kind: id, Name: text, Phone: text}, State: id, CreatedAt: at, Pending: flags&16 != 0}
+		if flags&32 != 0 {
+			c.Limit = &Limit{Value: int(n), Unit: text}
+			c.Agent = &Applicant{Kind: text, Name: id, IDNumber: text}
+			c.Events = []Event{ev}
+			c.Evaluations = []Evaluation{eval}
+		}
+		page := &PulledPage{Station: id, ClusterID: text, From: uint64(n), Head: uint64(unixNano)}
+		if flags&64 != 0 {
+			page.Changes = []PulledChange{{Seq: uint64(n), Change: Change{Kind: text, Key: id, Data: json.RawMessage(data)}}}
+		}
+		offline := flags&128 != 0
+		ops := []Op{{Kind: OpCreateCase, Case: &c}, {Kind: OpAppendEvent, Event: &ev, Offline: offline}, {Kind: OpEvaluate, Evaluation: &eval}, {Kind: OpConsolidate, Pull: page, Offline: offline}}
+		for k := range 1 << len(ops) {
+			var some []Op
+			for i := range ops {
+				if k&(1<<i) != 0 {
+					some = append(some, ops[i])
+				}
+			}
+			want, werr := json.Marshal(some)
+			got, gerr := EncodeOps(some)
+			if (werr == nil) != (gerr == nil) || string(got) != string(want) {
+				t.Fatalf("EncodeOps:\ngot  %s (%v)\nwant %s (%v)", got, gerr, want, werr)
+			}
+			if werr == nil {
+				checkParseOps(t, "fuzzed ops", want)
+			}
+		}
+	})
+}

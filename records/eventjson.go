@@ -30,7 +30,9 @@ func encodeEvent(ev Event) ([]byte, error) {
 // AppendEventJSON appends ev as json.Marshal encodes it, or returns b
 // unchanged and false when a field needs what only encoding/json does
 // (escaping, compaction). An API answer writes a case's events with it:
-// encoding/json would scan and compact every event's data again.
+// encoding/json would scan and compact every event's data again. As for
+// encodeEvent, ev.Data must be valid JSON: it is copied, not checked
+// (events read from the store were checked before they were written).
 func AppendEventJSON(b []byte, ev Event) ([]byte, bool) {
 	n := len(b)
 	out, ok := appendEventJSON(b, ev)
