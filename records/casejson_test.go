@@ -418,7 +418,7 @@ func TestEncodeOpsRefusesDataTooDeepForAnEntry(t *testing.T) {
 // ParseOpsJSON reads it back as json.Unmarshal does.
 func FuzzEncodeOps(f *testing.F) {
 	f.Add("c-1", "王芳", `{"note":"材料 齐全"}`, int64(5), int64(1e18), uint8(0))
-	f.Add("e\"v", "a<b", "{ \"a\" : 1 }", int64(-1), int64(-1 << 62), uint8(0xff))
+	f.Add("e\"v", "a<b", "{ \"a\" : 1 }", int64(-1), int64(-1<<62), uint8(0xff))
 	f.Add("x", "\u2028", `"\u2028 \\"`, int64(1<<40), int64(1), uint8(0x5a))
 	f.Add("", "", `{"a":`, int64(0), int64(0), uint8(0x0f))
 	f.Fuzz(func(t *testing.T, id, text, data string, n, unixNano int64, flags uint8) {
