@@ -37,8 +37,28 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 }
 
 // AppendCaseViewJSON appends v as writeJSON encodes it (without the
-// newline).
+// newline): written here when every string of the case is plain and its
+// events' data compact (records.AppendCaseFieldsJSON), else its events
+// here and the rest by encoding/json.
 func AppendCaseViewJSON(b []byte, v CaseView) ([]byte, error) {
+	if out, ok := records.AppendCaseFieldsJSON(b, &v.Case); ok {
+		if v.Deadline == nil {
+			out = append(out, `,"deadline":null`...)
+		} else if at, err := v.Deadline.MarshalJSON(); err == nil {
+			out = append(append(out, `,"deadline":`...), at...)
+		} else {
+			return appendCaseViewSlowly(out[:len(b)], v)
+		}
+		out = strconv.AppendBool(append(out, `,"overdue":`...), v.Overdue)
+		return append(out, '}'), nil
+	}
+	return appendCaseViewSlowly(b, v)
+}
+
+// appendCaseViewSlowly is AppendCaseViewJSON for a view with strings to
+// escape or data to compact: each event with records.AppendEventJSON
+// where it can, the rest by encoding/json.
+func appendCaseViewSlowly(b []byte, v CaseView) ([]byte, error) {
 	events := v.Events
 	v.Events = nil
 	start := len(b)

@@ -67,13 +67,28 @@ func sameAnswer(t *testing.T, name string, got, want *httptest.ResponseRecorder)
 	}
 }
 
+// plainView is sampleView without what needs escaping or compacting: the
+// view AppendCaseViewJSON writes without encoding/json.
+func plainView() CaseView {
+	v := sampleView()
+	v.ItemName, v.Applicant.Name, v.Evaluations[0].Text = "企业开办一窗通办", "苏州某某科技", "等候时间太长"
+	v.Events = []records.Event{v.Events[0], v.Events[3], v.Events[4]}
+	return v
+}
+
 func TestCaseJSONMatchesWriteJSON(t *testing.T) {
 	full := sampleView()
 	noEvents := sampleView()
 	noEvents.Events, noEvents.Deadline, noEvents.Agent, noEvents.Limit, noEvents.Evaluations = nil, nil, nil, nil, nil
 	emptyEvents := sampleView()
 	emptyEvents.Events = []records.Event{}
-	for name, v := range map[string]CaseView{"full": full, "nil events": noEvents, "empty events": emptyEvents} {
+	plain := plainView()
+	plainNoDeadline := plainView()
+	plainNoDeadline.Deadline, plainNoDeadline.Overdue = nil, false
+	if _, ok := records.AppendCaseFieldsJSON(nil, &plain.Case); !ok {
+		t.Fatal("the plain view is not written without encoding/json")
+	}
+	for name, v := range map[string]CaseView{"full": full, "nil events": noEvents, "empty events": emptyEvents, "plain": plain, "plain without deadline": plainNoDeadline} {
 		rec := httptest.NewRecorder()
 		WriteCaseJSON(rec, http.StatusOK, v)
 		sameAnswer(t, name+": case", rec, viaWriteJSON(t, http.StatusOK, v))
@@ -117,6 +132,15 @@ func TestCaseJSONRefusedAsWriteJSON(t *testing.T) {
 	if _, err := AppendCaseViewJSON(nil, v); err == nil {
 		t.Error("AppendCaseViewJSON took an event time past year 9999")
 	}
+	p := plainView()
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.Deadline = &far
+	rec = httptest.NewRecorder()
+	WriteCaseJSON(rec, http.StatusOK, p)
+	sameAnswer(t, "deadline out of range", rec, viaWriteJSON(t, http.StatusOK, p))
+	if b, err := AppendCaseViewJSON([]byte("x"), p); err == nil || string(b) != "x" {
+		t.Errorf("AppendCaseViewJSON took a deadline past year 9999: %q, %v", b, err)
+	}
 }
 
 func FuzzCaseViewJSON(f *testing.F) {
@@ -127,6 +151,9 @@ func FuzzCaseViewJSON(f *testing.F) {
 			data = ""
 		}
 		v := sampleView()
+		if pending {
+			v = plainView()
+		}
 		v.ID, v.Applicant.Name = id, name
 		v.Events = append(v.Events, records.Event{ID: id, CaseID: id, Type: "paused", Actor: actor, At: v.CreatedAt, Data: json.RawMessage(data), Conflict: conflict, Pending: pending})
 		got, err := AppendCaseViewJSON(nil, v)

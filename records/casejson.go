@@ -58,6 +58,21 @@ func appendHeadJSON(b []byte, h *caseHead) ([]byte, bool) {
 	return w.b, w.ok
 }
 
+// AppendCaseFieldsJSON appends c as json.Marshal encodes it but without
+// the closing brace, for a view that embeds Case and adds its own fields,
+// or returns b unchanged and false when a value needs what only
+// encoding/json does (escaping, compaction). Every string must be plain,
+// so the bytes are also what an encoder without HTML escaping writes. As
+// for AppendEventJSON, the events' data must be valid JSON.
+func AppendCaseFieldsJSON(b []byte, c *Case) ([]byte, bool) {
+	w := jsonWriter{b: b, ok: true}
+	w.caseFields(c)
+	if !w.ok {
+		return b, false
+	}
+	return w.b, true
+}
+
 // jsonWriter appends JSON as json.Marshal writes it; ok turns false (and
 // stays false) when a value needs escaping or compaction.
 type jsonWriter struct {
