@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -147,8 +148,9 @@ func writeWith(w http.ResponseWriter, code int, key string, v any, appendV func(
 	if err == nil && len(rest) == 0 {
 		b = append(b, '}')
 	} else if err == nil {
-		var r []byte
-		if r, err = appendJSON(nil, rest); err == nil {
+		if r, ok := appendMembers(b, rest); ok {
+			b = append(r, '}')
+		} else if r, err = appendJSON(nil, rest); err == nil {
 			b = append(append(b, ','), r[1:]...)
 		}
 	}
@@ -161,6 +163,50 @@ func writeWith(w http.ResponseWriter, code int, key string, v any, appendV func(
 		return
 	}
 	writeBody(w, code, b)
+}
+
+// appendMembers appends the members of rest, each after a comma, in the
+// order and form writeJSON writes them (keys sorted), when every key and
+// string is plain ASCII and every value a string, a bool or an event
+// records.AppendEventJSON writes (an answer's "replication", "repeat" and
+// "event"); else it returns b unchanged and false.
+func appendMembers(b []byte, rest map[string]any) ([]byte, bool) {
+	n := len(b)
+	for _, k := range slices.Sorted(maps.Keys(rest)) {
+		if !plainASCII(k) {
+			return b[:n], false
+		}
+		b = append(append(append(b, `,"`...), k...), `":`...)
+		switch v := rest[k].(type) {
+		case string:
+			if !plainASCII(v) {
+				return b[:n], false
+			}
+			b = append(append(append(b, '"'), v...), '"')
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case records.Event:
+			var ok bool
+			if b, ok = records.AppendEventJSON(b, v); !ok {
+				return b[:n], false
+			}
+		default:
+			return b[:n], false
+		}
+	}
+	return b, true
+}
+
+// plainASCII says whether encoding/json writes s quoted as it is: printable
+// ASCII without quotes and backslashes (and without <, > and & too, which
+// json.Marshal would escape, so that it holds with either setting).
+func plainASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // writeBody answers code with the JSON body and a newline, as writeJSON

@@ -3,6 +3,7 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -101,14 +102,23 @@ func TestCaseJSONMatchesWriteJSON(t *testing.T) {
 		WriteCasePageJSON(rec, views, map[string]any{"station": "XC-IP-01", "next": "c-9"})
 		sameAnswer(t, name+": page", rec, viaWriteJSON(t, http.StatusOK, map[string]any{"station": "XC-IP-01", "cases": views, "next": "c-9"}))
 
-		rest := map[string]any{"replication": "pending", "repeat": false, "event": full.Events[2]}
-		rec = httptest.NewRecorder()
-		writeWith(rec, http.StatusAccepted, "case", v, func(b []byte) ([]byte, error) { return AppendCaseViewJSON(b, v) }, rest)
-		want := map[string]any{"case": v}
-		for k, x := range rest {
-			want[k] = x
+		for i, rest := range []map[string]any{
+			{"replication": "pending", "repeat": false, "event": full.Events[2]},
+			{"replication": "committed", "repeat": true, "event": plain.Events[0]},
+			{"replication": "committed", "repeat": false, "evaluation": plain.Evaluations[0]},
+			{"replication": "<", "repeat": false},
+		} {
+			rec = httptest.NewRecorder()
+			writeWith(rec, http.StatusAccepted, "case", v, func(b []byte) ([]byte, error) { return AppendCaseViewJSON(b, v) }, rest)
+			want := map[string]any{"case": v}
+			for k, x := range rest {
+				want[k] = x
+			}
+			sameAnswer(t, fmt.Sprintf("%s: write answer %d", name, i), rec, viaWriteJSON(t, http.StatusAccepted, want))
 		}
-		sameAnswer(t, name+": write answer", rec, viaWriteJSON(t, http.StatusAccepted, want))
+	}
+	if b, ok := appendMembers([]byte("{"), map[string]any{"replication": "committed", "repeat": true, "event": plain.Events[0]}); !ok || !json.Valid(append(append(b[:1:1], b[2:]...), '}')) {
+		t.Errorf("an answer's members not written without encoding/json: %s", b)
 	}
 	// A key that sorts before the view's: the answer still has writeJSON's order.
 	rec := httptest.NewRecorder()
