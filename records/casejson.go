@@ -87,7 +87,7 @@ func (w *jsonWriter) str(name, s string) {
 		return
 	}
 	w.b = append(w.b, name...)
-	w.b, w.ok = appendPlainString(w.b, s)
+	w.b, w.ok = jsonlayout.AppendPlainString(w.b, s)
 }
 
 func (w *jsonWriter) int(name string, n int) {
@@ -351,9 +351,10 @@ func readEvaluation(r *jsonlayout.Reader, e *Evaluation) {
 // when their strings are plain and their data compact; anything else goes
 // through json.Marshal.
 //
-// Data nested so deep that the entry would exceed encoding/json's depth
-// limit is refused with an error (json.Marshal would write it): every
-// node must decode every entry.
+// Data nested within jsonlayout.Nesting levels of encoding/json's depth
+// limit (so deep that the entry holding it could exceed the limit) is
+// refused with an error, although json.Marshal would write it: every node
+// must decode every entry.
 func EncodeOps(ops []Op) ([]byte, error) {
 	if err := checkNesting(ops); err != nil {
 		return nil, err

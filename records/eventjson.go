@@ -3,8 +3,6 @@ package records
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/stationsync/stationsync/internal/jsonlayout"
 )
@@ -51,7 +49,7 @@ func appendEventJSON(b []byte, ev Event) ([]byte, bool) {
 			return
 		}
 		b = append(b, name...)
-		b, ok = appendPlainString(b, s)
+		b, ok = jsonlayout.AppendPlainString(b, s)
 	}
 	str(`{"id":`, ev.ID)
 	str(`,"case_id":`, ev.CaseID)
@@ -82,27 +80,6 @@ func appendEventJSON(b []byte, ev Event) ([]byte, bool) {
 		b = append(b, `,"pending":true`...)
 	}
 	return append(b, '}'), ok
-}
-
-// appendPlainString appends s quoted if json.Marshal writes it without
-// escapes: no control characters, quotes, backslashes, the HTML
-// characters it escapes (<, >, &), U+2028, U+2029 or invalid UTF-8.
-func appendPlainString(b []byte, s string) ([]byte, bool) {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return b, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	if !ascii && (!utf8.ValidString(s) || strings.ContainsRune(s, '\u2028') || strings.ContainsRune(s, '\u2029')) {
-		return b, false
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), true
 }
 
 // compactAndSafe reports whether json.Marshal would copy the valid JSON

@@ -28,6 +28,40 @@ func TestFeedChangeEncodingMatchesJSON(t *testing.T) {
 	}
 }
 
+// encodeFeedChange writes what json.Marshal writes for any kind, key and
+// reference (escaped ones through its slow path) and any compact data.
+func FuzzFeedChangeEncodingMatchesJSON(f *testing.F) {
+	f.Add(uint64(7), uint64(42), "event", "c-1", `{"id":"e"}`, "")
+	f.Add(uint64(0), uint64(1), "event", "c-1", `{"id":"e"}`, "c/c-1\x00e")
+	f.Add(uint64(1<<63), uint64(3), "case", `we"ird<key>`, ``, "s/\u2028")
+	f.Add(uint64(9), uint64(9), "item", "\xff", `[1,"<"]`, "")
+	f.Fuzz(func(t *testing.T, seq, index uint64, kind, key, data, stored string) {
+		ch := records.Change{Kind: kind, Key: key, Stored: stored}
+		if data != "" {
+			var v any
+			if json.Unmarshal([]byte(data), &v) != nil {
+				return
+			}
+			ch.Data, _ = json.Marshal(v) // compact, as records writes data
+		}
+		got, err := encodeFeedChange(seq, index, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fc := FeedChange{Seq: seq, Index: index, Change: ch, Ref: stored}
+		if stored != "" {
+			fc.Data = nil
+		}
+		want, err := json.Marshal(fc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("encodeFeedChange\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
 func TestOpsEnvelopeRoundTrip(t *testing.T) {
 	a := []records.Op{{Kind: records.OpAppendEvent, Event: &records.Event{ID: "e1", CaseID: "c", Type: "accepted", Actor: "x", Data: json.RawMessage(`{"n":1}`)}}}
 	b := []records.Op{{Kind: records.OpPutItem, Item: &records.Item{Code: "I"}}, {Kind: records.OpCenterCursor, Seq: 3}}

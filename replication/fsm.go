@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/hashicorp/raft"
 
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 	"github.com/stationsync/stationsync/records"
 )
 
@@ -44,6 +46,38 @@ type FeedChange struct {
 // keeps only that key: the feed is a second copy of every event otherwise,
 // a third of what a case event writes to the state store.
 func encodeFeedChange(seq, index uint64, ch records.Change) ([]byte, error) {
+	data := []byte(ch.Data)
+	if ch.Stored != "" || len(data) == 0 {
+		data = []byte("null")
+	}
+	out := make([]byte, 0, len(data)+len(ch.Kind)+len(ch.Key)+len(ch.Stored)+64)
+	out = append(out, `{"seq":`...)
+	out = strconv.AppendUint(out, seq, 10)
+	out = append(out, `,"index":`...)
+	out = strconv.AppendUint(out, index, 10)
+	out = append(out, `,"kind":`...)
+	out, ok := jsonlayout.AppendPlainString(out, ch.Kind)
+	if ok {
+		out = append(out, `,"key":`...)
+		out, ok = jsonlayout.AppendPlainString(out, ch.Key)
+	}
+	if ok {
+		out = append(out, `,"data":`...)
+		out = append(out, data...)
+		if ch.Stored != "" {
+			out = append(out, `,"ref":`...)
+			out, ok = jsonlayout.AppendPlainString(out, ch.Stored)
+		}
+	}
+	if !ok {
+		return encodeFeedChangeSlowly(seq, index, ch)
+	}
+	return append(out, '}'), nil
+}
+
+// encodeFeedChangeSlowly is encodeFeedChange for strings json.Marshal
+// escapes (a kind, key or reference is plain in practice).
+func encodeFeedChangeSlowly(seq, index uint64, ch records.Change) ([]byte, error) {
 	kind, err := json.Marshal(ch.Kind)
 	if err != nil {
 		return nil, err
