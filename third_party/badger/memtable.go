@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/aes"
+	"crypto/cipher"
 	cryptorand "crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -262,6 +263,10 @@ type logFile struct {
 	registry *KeyRegistry
 	writeAt  uint32
 	opt      Options
+
+	// stationsync patch: the AES cipher of dataKey, made once when the
+	// key is set (open, bootstrap) instead of for every entry written.
+	block cipher.Block
 }
 
 func (lf *logFile) Truncate(end int64) error {
@@ -297,7 +302,22 @@ func (lf *logFile) encodeEntry(buf *bytes.Buffer, e *Entry, offset uint32) (int,
 	sz := h.Encode(headerEnc[:])
 	y.Check2(writer.Write(headerEnc[:sz]))
 	// we'll encrypt only key and value.
-	if lf.encryptionEnabled() {
+	if lf.encryptionEnabled() && lf.block != nil {
+		// stationsync patch: key and value are encrypted in place in buf with
+		// the file's cipher (upstream made a cipher and two copies of them for
+		// every entry: 5 % of the center's CPU, on the goroutine every commit
+		// waits for). Same bytes: AES-CTR of key+value with the entry's IV,
+		// the CRC over the header and the encrypted bytes.
+		start := buf.Len()
+		buf.Write(e.Key)
+		buf.Write(e.Value)
+		enc := buf.Bytes()[start:]
+		var iv [aes.BlockSize]byte
+		copy(iv[:12], lf.baseIV)
+		binary.BigEndian.PutUint32(iv[12:], offset)
+		cipher.NewCTR(lf.block, iv[:]).XORKeyStream(enc, enc)
+		y.Check2(hash.Write(enc))
+	} else if lf.encryptionEnabled() {
 		// TODO: no need to allocate the bytes. we can calculate the encrypted buf one by one
 		// since we're using ctr mode of AES encryption. Ordering won't changed. Need some
 		// refactoring in XORBlock which will work like stream cipher.
@@ -368,6 +388,21 @@ func (lf *logFile) keyID() uint64 {
 		return 0
 	}
 	return lf.dataKey.KeyId
+}
+
+// setDataKey sets the file's data key and, with one, its cipher
+// (stationsync patch).
+func (lf *logFile) setDataKey(dk *pb.DataKey) error {
+	lf.dataKey, lf.block = dk, nil
+	if dk == nil {
+		return nil
+	}
+	block, err := aes.NewCipher(dk.Data)
+	if err != nil {
+		return err
+	}
+	lf.block = block
+	return nil
 }
 
 func (lf *logFile) encryptionEnabled() bool {
@@ -566,8 +601,8 @@ func (lf *logFile) open(path string, flags int, fsize int64) error {
 	// retrieve datakey.
 	if dk, err := lf.registry.DataKey(keyID); err != nil {
 		return y.Wrapf(err, "While opening vlog file %d", lf.fid)
-	} else {
-		lf.dataKey = dk
+	} else if err := lf.setDataKey(dk); err != nil {
+		return y.Wrapf(err, "While opening vlog file %d", lf.fid)
 	}
 	lf.baseIV = buf[8:]
 	y.AssertTrue(len(lf.baseIV) == 12)
@@ -589,7 +624,9 @@ func (lf *logFile) bootstrap() error {
 	if dk, err = lf.registry.LatestDataKey(); err != nil {
 		return y.Wrapf(err, "Error while retrieving datakey in logFile.bootstarp")
 	}
-	lf.dataKey = dk
+	if err := lf.setDataKey(dk); err != nil {
+		return y.Wrapf(err, "Error while retrieving datakey in logFile.bootstarp")
+	}
 
 	// We'll always preserve vlogHeaderSize for key id and baseIV.
 	buf := make([]byte, vlogHeaderSize)
