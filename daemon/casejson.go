@@ -15,9 +15,12 @@ import (
 // A case's events make up most of its JSON (their data is ~1 KiB each),
 // and encoding/json compacts and checks the data of every event again
 // when it writes it (json.RawMessage is a Marshaler). The answer to every
-// case write holds the whole case, so case views are written here: the
-// events with records.AppendEventJSON, which copies data that is already
-// compact, and the rest of the view with encoding/json. The bytes are
+// case write holds the whole case, so case views are written here: when
+// the view's strings are plain and its data compact, all of it without
+// encoding/json (records.AppendCaseFieldsJSON, the events with
+// records.AppendEventJSON, which copies data that is already compact, and
+// the answer's other members with appendMembers); otherwise the events
+// that way and the rest of the view with encoding/json. The bytes are
 // those writeJSON writes for the same value.
 
 // eventsKey is how encoding/json writes a view's Events when they are

@@ -154,14 +154,15 @@ func TestCaseJSONRefusedAsWriteJSON(t *testing.T) {
 }
 
 func FuzzCaseViewJSON(f *testing.F) {
-	f.Add("王芳", "c-1", `{"note":"x"}`, "<&>", false, true)
-	f.Add(`a"b`, `,"events":null`, `[1, 2]`, "\u2028", true, false)
-	f.Fuzz(func(t *testing.T, actor, id, data, name string, conflict, pending bool) {
+	f.Add("王芳", "c-1", `{"note":"x"}`, "<&>", false, true, true)
+	f.Add(`a"b`, `,"events":null`, `[1, 2]`, "\u2028", true, false, false)
+	f.Add("a", "c-2", `{}`, "n", false, false, true)
+	f.Fuzz(func(t *testing.T, actor, id, data, name string, conflict, pending, plain bool) {
 		if !json.Valid([]byte(data)) {
 			data = ""
 		}
 		v := sampleView()
-		if pending {
+		if plain { // the fast path's view (it falls back when a string is not plain)
 			v = plainView()
 		}
 		v.ID, v.Applicant.Name = id, name

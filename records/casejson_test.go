@@ -204,8 +204,9 @@ func FuzzDecodeHead(f *testing.F) {
 	})
 }
 
-// EncodeOps writes what json.Marshal writes, itself for consolidate ops
-// and case events, through json.Marshal for the rest.
+// EncodeOps writes what json.Marshal writes, itself for consolidate ops,
+// case creations, case events and evaluations, through json.Marshal for
+// the rest.
 func TestEncodeOpsMatchesMarshal(t *testing.T) {
 	ev := sampleEvent()
 	ev.Data = json.RawMessage(`{"note":"材料齐全"}`)
@@ -275,7 +276,8 @@ func TestEncodeOpsMatchesMarshal(t *testing.T) {
 }
 
 // jsonWriter.op writes an op only when every field but Kind, Offline and
-// Pull or Event is empty, so a field added to Op must be added there.
+// one of Pull, Case, Event or Evaluation is empty, so a field added to Op
+// must be added there.
 func TestOpFieldsKnownToEncodeOps(t *testing.T) {
 	known := "Kind Item Case Event Evaluation WorkOrderID WorkOrderEvent ConflictID Pull Station Seq Settings Token Resolution Offline"
 	var names []string

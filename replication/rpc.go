@@ -248,6 +248,9 @@ func (n *Node) handleRPC(peer pki.Identity, req rpcRequest, resp *rpcResponse) {
 		defer cancel()
 		// Ops a follower encoded with records.EncodeOps read without
 		// reflection (what ParseOpsJSON returns is what json.Unmarshal would).
+		// Their data nests in this request as deep as in the entry they go
+		// into, which ParseOpsJSON and EncodeOps keep within encoding/json's
+		// limit (jsonlayout.Nesting), so every node decodes that entry.
 		ops, ok := records.ParseOpsJSON(req.Ops)
 		if !ok {
 			if err := json.Unmarshal(req.Ops, &ops); err != nil {

@@ -28,7 +28,8 @@ const Nesting = 8
 // still within encoding/json's limit. A value json.Valid accepts can be
 // refused by json.Unmarshal once it sits inside other values: a fast path
 // that checks its data with ValidNested leaves such data to encoding/json.
-// A value shorter than 2*(MaxDepth-Nesting) bytes cannot nest that deep.
+// A value shorter than 2*(MaxDepth-Nesting) bytes cannot nest deeper than
+// MaxDepth-Nesting.
 func ValidNested(b []byte) bool { return validDepth(b, MaxDepth-Nesting) }
 
 // validDepth is Valid with maxDepth in place of encoding/json's limit.
