@@ -137,10 +137,18 @@ func TestBatchIsCutIntoTransactionsThatFit(t *testing.T) {
 }
 
 // newTestFSM opens an FSM on a fresh state store (closed when the test
-// ends).
+// ends), without conflict detection, as a node opens it: commits are
+// pipelined (fsm.commit).
 func newTestFSM(t *testing.T) (*badger.DB, *fsm) {
 	t.Helper()
-	db, err := badger.Open(logstore.Options(t.TempDir(), false, testLogger(t)))
+	return newTestFSMDetecting(t, false)
+}
+
+// newTestFSMDetecting is newTestFSM with badger's conflict detection on
+// or off (on: every commit is synchronous).
+func newTestFSMDetecting(t *testing.T, detectConflicts bool) (*badger.DB, *fsm) {
+	t.Helper()
+	db, err := badger.Open(logstore.Options(t.TempDir(), false, testLogger(t)).WithDetectConflicts(detectConflicts))
 	if err != nil {
 		t.Fatal(err)
 	}

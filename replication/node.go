@@ -242,6 +242,10 @@ func (n *Node) Open() (err error) {
 	if n.cfg.StateOptions != nil {
 		stateOpts = n.cfg.StateOptions(stateOpts)
 	}
+	// The state machine is the store's only writer, and it commits
+	// without waiting for a commit to be written (fsm.commit), which
+	// badger's conflict detection would refuse.
+	stateOpts = stateOpts.WithDetectConflicts(false)
 	n.stateDB, err = badger.Open(logstore.WithKey(stateOpts, key))
 	if err != nil {
 		return fmt.Errorf("open state store: %w", openFailure(StoreState, stateDir, logstore.KeyError(stateDir, key, err)))
@@ -436,6 +440,9 @@ func (n *Node) Close() error {
 		}
 		if c, ok := n.raftNet.(raft.WithClose); ok {
 			c.Close()
+		}
+		if n.fsm != nil {
+			n.fsm.drain() // raft has stopped: its last commit is written, its next transaction discarded
 		}
 		if n.stateGC != nil {
 			n.stateGC.Stop()
