@@ -53,6 +53,7 @@ func (n *Node) PauseWrites() error {
 	if err := n.stopLogging(rr, "pause writes"); err != nil {
 		return fmt.Errorf("pause writes: raft shutdown: %w", err)
 	}
+	n.fsm.drain() // raft has stopped: its last commit is written before the pause
 	n.logs.PauseGC(true)
 	if n.stateGC != nil {
 		n.stateGC.Pause(true)

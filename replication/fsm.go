@@ -143,11 +143,19 @@ type fsm struct {
 	committing *pendingCommit
 	nextTxn    *badger.Txn
 	readAhead  uint64 // transactions that read through a commit being written
+	// failed is the error of a commit that failed: nothing is committed
+	// after it (the process stops; see commit).
+	failed error
+
+	// onFatal, when set (tests), is called by fatal instead of stopping
+	// the process.
+	onFatal func(index uint64, err error)
 }
 
 // pendingCommit is a transaction of the state machine handed to badger.
 type pendingCommit struct {
-	done   chan struct{} // closed once badger has written it (a failure is fatal)
+	done   chan struct{} // closed once badger has written it or failed to
+	err    error         // the failure, set before done is closed
 	writes map[string][]byte
 	keys   []string // writes' keys sorted, made by the first Scan through them
 }
@@ -240,6 +248,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 // entry that was durably applied.
 func (f *fsm) fatal(index uint64, err error) {
 	f.logger.Error("cannot apply raft entry; stopping so a restart resumes from the last durable entry", "index", index, "error", err)
+	if f.onFatal != nil {
+		f.onFatal(index, err)
+		return
+	}
 	panic(fmt.Sprintf("stationsync: apply raft entry %d: %v", index, err))
 }
 
@@ -342,16 +354,28 @@ func (f *fsm) beginTxn() (*badger.Txn, *pendingCommit) {
 // synchronous commit does; the entries are in the raft log and apply
 // again after the restart.
 func (f *fsm) commit(txn *badger.Txn, writes map[string][]byte, index uint64) error {
+	if f.failed != nil {
+		return f.failed
+	}
 	if f.db.Opts().DetectConflicts {
 		// The next transaction would read keys txn writes at an older
 		// timestamp, and badger would refuse it as a conflict.
 		return txn.Commit()
 	}
-	// Waits for the commit before txn (f.committing), which its
-	// writes are then no longer needed for.
+	// Waits for the commit before txn (f.committing) to be written,
+	// after which its writes are no longer needed. badger lets a new
+	// transaction start also after a commit that failed, and txn holds
+	// none of that commit's writes (it read them through it): so txn
+	// goes to badger only once that commit is known to have succeeded,
+	// else a later ~meta/applied would land without the failed entries.
 	next := f.db.NewTransaction(true)
+	if err := f.settle(); err != nil {
+		next.Discard()
+		return err
+	}
 	pc := &pendingCommit{done: make(chan struct{}), writes: writes}
 	txn.CommitWith(func(err error) {
+		pc.err = err
 		close(pc.done)
 		if err != nil {
 			f.fatal(index, fmt.Errorf("commit entries up to %d: %w", index, err))
@@ -361,18 +385,30 @@ func (f *fsm) commit(txn *badger.Txn, writes map[string][]byte, index uint64) er
 	return nil
 }
 
+// settle waits until the last commit handed to badger is written and
+// returns its error (then kept in f.failed: nothing is committed after
+// a failed commit).
+func (f *fsm) settle() error {
+	if pc := f.committing; pc != nil {
+		<-pc.done
+		f.committing = nil
+		if pc.err != nil && f.failed == nil {
+			f.failed = fmt.Errorf("an earlier commit failed: %w", pc.err)
+		}
+	}
+	return f.failed
+}
+
 // drain waits until the last commit is written and discards the
 // transaction opened before it: before anything else writes to the state
-// (a split entry, a snapshot restore) and before the store closes.
+// (a split entry, a snapshot restore), while writes pause, and before the
+// store closes. A failed commit is in f.failed.
 func (f *fsm) drain() {
 	if f.nextTxn != nil {
 		f.nextTxn.Discard()
 		f.nextTxn = nil
 	}
-	if pc := f.committing; pc != nil {
-		<-pc.done
-		f.committing = nil
-	}
+	f.settle()
 }
 
 // txnBudget is how many bytes (as badger counts them) the state machine
@@ -699,8 +735,8 @@ func (s txnState) set(key, v []byte) error {
 	return nil
 }
 
-// overlaid returns the value the commit before the transaction wrote for
-// key, unless the transaction set it itself.
+// overlaid returns a copy of the value the commit before the
+// transaction wrote for key, unless the transaction set it itself.
 func (s txnState) overlaid(key string) ([]byte, bool) {
 	if s.over == nil {
 		return nil, false
@@ -709,12 +745,21 @@ func (s txnState) overlaid(key string) ([]byte, bool) {
 		return nil, false
 	}
 	v, ok := s.over.writes[key]
-	return v, ok
+	return overValue(v), ok
+}
+
+// overValue is v as reading it from the store gives it: a copy, and a
+// value set as nil reads as empty, not as missing (badger's ValueCopy).
+func overValue(v []byte) []byte {
+	if v == nil {
+		return []byte{}
+	}
+	return bytes.Clone(v)
 }
 
 func (s txnState) Get(key string) ([]byte, error) {
 	if v, ok := s.overlaid(key); ok {
-		return bytes.Clone(v), nil // a copy, as badger's ValueCopy gives
+		return v, nil
 	}
 	return getBytes(s.txn, []byte(key))
 }
@@ -741,6 +786,17 @@ func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 		}
 		return "", false
 	}
+	// badger's iterator holds the transaction's own writes as they are
+	// when it starts; so do these, for keys of the range fn may set.
+	var ownAtStart map[string]bool
+	for j := i; j < len(keys) && strings.HasPrefix(keys[j], prefix); j++ {
+		if _, own := s.writes[keys[j]]; own {
+			if ownAtStart == nil {
+				ownAtStart = map[string]bool{}
+			}
+			ownAtStart[keys[j]] = true
+		}
+	}
 	stopped := false
 	emit := func(k string, v []byte) (bool, error) {
 		more, err := fn(k, v)
@@ -754,14 +810,14 @@ func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 				break
 			}
 			i++
-			if more, err := emit(ok, bytes.Clone(s.over.writes[ok])); err != nil || !more {
+			if more, err := emit(ok, overValue(s.over.writes[ok])); err != nil || !more {
 				return false, err
 			}
 		}
 		if ok, has := overKey(); has && ok == k {
 			i++
-			if ov, over := s.overlaid(k); over {
-				v = bytes.Clone(ov)
+			if !ownAtStart[k] {
+				v = overValue(s.over.writes[k])
 			}
 		}
 		return emit(k, v)
@@ -775,7 +831,7 @@ func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 			return nil
 		}
 		i++
-		if more, err := emit(ok, bytes.Clone(s.over.writes[ok])); err != nil || !more {
+		if more, err := emit(ok, overValue(s.over.writes[ok])); err != nil || !more {
 			return err
 		}
 	}
