@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,6 +48,7 @@ type report struct {
 	idleCPU    float64 // max over nodes, % of one core
 	idleRSS    int64   // max over nodes
 	profile    string
+	trace      string // execution trace of the same run as profile
 	failures   []string
 	only       string // -only: run just these sections
 	skip       string // -skip: leave these sections out
@@ -65,6 +67,7 @@ func main() {
 		smoke      = flag.Bool("smoke", false, "tiny configuration: ~1 s per workload, 1 failover, 1 s idle window")
 		out        = flag.String("out", "", "write the results as markdown to this file")
 		cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the in-process Go-API run at the highest concurrency")
+		traceF     = flag.String("trace", "", "write an execution trace (go tool trace) of the in-process Go-API run at the highest concurrency")
 		keep       = flag.Bool("keep", false, "keep the temporary folder (logs, data)")
 		only       = flag.String("only", "", "run only these sections (comma-separated names, see sections.go), without the write rows")
 		skip       = flag.String("skip", "", "leave these sections out (comma-separated names)")
@@ -94,7 +97,7 @@ func main() {
 		if err := json.Unmarshal([]byte(os.Getenv("BENCH_SETTINGS")), &st); err != nil {
 			fatal(err)
 		}
-		rep := &report{settings: st, profile: *cpuprofile}
+		rep := &report{settings: st, profile: *cpuprofile, trace: *traceF}
 		rep.runGoAPIInProcess(*goapiDir)
 		json.NewEncoder(os.Stdout).Encode(struct {
 			R []loadResult
@@ -127,7 +130,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile, only: *only, skip: *skip}
+	rep := &report{settings: st, smoke: *smoke, start: time.Now(), profile: *cpuprofile, trace: *traceF, only: *only, skip: *skip}
 	ok := runAll(rep, root)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(rep.markdown()), 0o644); err != nil {
@@ -308,6 +311,9 @@ func (rep *report) runGoAPI(root string) {
 	if rep.profile != "" {
 		args = append(args, "-cpuprofile", rep.profile)
 	}
+	if rep.trace != "" {
+		args = append(args, "-trace", rep.trace)
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Env = append(os.Environ(), "BENCH_SETTINGS="+string(sj))
 	var stdout, stderr bytes.Buffer
@@ -351,10 +357,15 @@ func (rep *report) runGoAPIInProcess(root string) {
 	}
 	for i, w := range runs {
 		prep, op := c.workload(w.clients, w.first, &creates)
-		var pf *os.File
+		var pf, tf *os.File
 		if rep.profile != "" && i == len(runs)-1 {
 			if pf, err = os.Create(rep.profile); err == nil {
 				pprof.StartCPUProfile(pf)
+			}
+		}
+		if rep.trace != "" && i == len(runs)-1 {
+			if tf, err = os.Create(rep.trace); err == nil {
+				trace.Start(tf)
 			}
 		}
 		first := c.lastIndex()
@@ -364,6 +375,10 @@ func (rep *report) runGoAPIInProcess(root string) {
 		if pf != nil {
 			pprof.StopCPUProfile()
 			pf.Close()
+		}
+		if tf != nil {
+			trace.Stop()
+			tf.Close()
 		}
 		fmt.Fprintln(os.Stderr, "bench:", r)
 		rep.goap = append(rep.goap, r)
