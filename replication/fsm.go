@@ -803,16 +803,23 @@ func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 		stopped = err != nil || !more
 		return more, err
 	}
-	err := txnReader{s.txn}.Scan(prefix, after, func(k string, v []byte) (bool, error) {
+	// emitOver emits the commit's keys of the range that sort before k
+	// (all those left when last): keys the store does not hold yet.
+	emitOver := func(k string, last bool) (bool, error) {
 		for {
 			ok, has := overKey()
-			if !has || ok >= k {
-				break
+			if !has || (!last && ok >= k) {
+				return true, nil
 			}
 			i++
 			if more, err := emit(ok, overValue(s.over.writes[ok])); err != nil || !more {
 				return false, err
 			}
+		}
+	}
+	err := txnReader{s.txn}.Scan(prefix, after, func(k string, v []byte) (bool, error) {
+		if more, err := emitOver(k, false); err != nil || !more {
+			return false, err
 		}
 		if ok, has := overKey(); has && ok == k {
 			i++
@@ -825,16 +832,8 @@ func (s txnState) Scan(prefix, after string, fn func(string, []byte) (bool, erro
 	if err != nil || stopped {
 		return err
 	}
-	for {
-		ok, has := overKey()
-		if !has {
-			return nil
-		}
-		i++
-		if more, err := emit(ok, overValue(s.over.writes[ok])); err != nil || !more {
-			return err
-		}
-	}
+	_, err = emitOver("", true)
+	return err
 }
 
 // txnReader adapts a read-only transaction to records.Reader.
