@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/stationsync/stationsync/internal/jsonlayout"
 	"github.com/stationsync/stationsync/records"
 )
 
@@ -170,26 +171,26 @@ func writeWith(w http.ResponseWriter, code int, key string, v any, appendV func(
 
 // appendMembers appends the members of rest, each after a comma, in the
 // order and form writeJSON writes them (keys sorted), when every key and
-// string is plain ASCII and every value a string, a bool or an event
-// records.AppendEventJSON writes (an answer's "replication", "repeat" and
-// "event"); else it returns b unchanged and false.
+// string is one json.Marshal writes without escapes
+// (jsonlayout.AppendPlainString) and every value a string, a bool or an
+// event records.AppendEventJSON writes (an answer's "replication",
+// "repeat" and "event"); else it returns b unchanged and false.
 func appendMembers(b []byte, rest map[string]any) ([]byte, bool) {
 	n := len(b)
+	var ok bool
 	for _, k := range slices.Sorted(maps.Keys(rest)) {
-		if !plainASCII(k) {
+		if b, ok = jsonlayout.AppendPlainString(append(b, ','), k); !ok {
 			return b[:n], false
 		}
-		b = append(append(append(b, `,"`...), k...), `":`...)
+		b = append(b, ':')
 		switch v := rest[k].(type) {
 		case string:
-			if !plainASCII(v) {
+			if b, ok = jsonlayout.AppendPlainString(b, v); !ok {
 				return b[:n], false
 			}
-			b = append(append(append(b, '"'), v...), '"')
 		case bool:
 			b = strconv.AppendBool(b, v)
 		case records.Event:
-			var ok bool
 			if b, ok = records.AppendEventJSON(b, v); !ok {
 				return b[:n], false
 			}
@@ -198,18 +199,6 @@ func appendMembers(b []byte, rest map[string]any) ([]byte, bool) {
 		}
 	}
 	return b, true
-}
-
-// plainASCII says whether encoding/json writes s quoted as it is: printable
-// ASCII without quotes and backslashes (and without <, > and & too, which
-// json.Marshal would escape, so that it holds with either setting).
-func plainASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 // writeBody answers code with the JSON body and a newline, as writeJSON

@@ -107,6 +107,9 @@ func TestCaseJSONMatchesWriteJSON(t *testing.T) {
 			{"replication": "committed", "repeat": true, "event": plain.Events[0]},
 			{"replication": "committed", "repeat": false, "evaluation": plain.Evaluations[0]},
 			{"replication": "<", "repeat": false},
+			{"replication": "已提交", "repeat": false, "回执": "一窗通办\u007f"},
+			{"replication": "line\u2028break", "repeat": true},
+			{"replication": "bad \xff utf-8", "repeat": true},
 		} {
 			rec = httptest.NewRecorder()
 			writeWith(rec, http.StatusAccepted, "case", v, func(b []byte) ([]byte, error) { return AppendCaseViewJSON(b, v) }, rest)
@@ -117,8 +120,18 @@ func TestCaseJSONMatchesWriteJSON(t *testing.T) {
 			sameAnswer(t, fmt.Sprintf("%s: write answer %d", name, i), rec, viaWriteJSON(t, http.StatusAccepted, want))
 		}
 	}
-	if b, ok := appendMembers([]byte("{"), map[string]any{"replication": "committed", "repeat": true, "event": plain.Events[0]}); !ok || !json.Valid(append(append(b[:1:1], b[2:]...), '}')) {
-		t.Errorf("an answer's members not written without encoding/json: %s", b)
+	for _, rest := range []map[string]any{
+		{"replication": "committed", "repeat": true, "event": plain.Events[0]},
+		{"replication": "已提交", "repeat": false},
+	} {
+		if b, ok := appendMembers([]byte("{"), rest); !ok || !json.Valid(append(append(b[:1:1], b[2:]...), '}')) {
+			t.Errorf("an answer's members not written without encoding/json: %s", b)
+		}
+	}
+	for _, rest := range []map[string]any{{"replication": "a\u2028b"}, {"replication": "<"}, {"zone\n": true}, {"n": 1}} {
+		if b, ok := appendMembers([]byte("{"), rest); ok || string(b) != "{" {
+			t.Errorf("appendMembers(%q) = %q, %v: want it left to encoding/json", rest, b, ok)
+		}
 	}
 	// A key that sorts before the view's: the answer still has writeJSON's order.
 	rec := httptest.NewRecorder()
