@@ -72,25 +72,27 @@ func (c *Center) runPull(ps *pullState) {
 // leaderLoop calls step while this node is the center's raft leader: at
 // once, then every idle, at once again while step says more is waiting,
 // and after a failure with exponential backoff (1 s, capped at
-// maxBackoff); until Close.
-// notLeaderPoll is how often a center node that is not the leader looks
-// whether it has become it.
+// maxBackoff); until Close. A node that is not the leader waits for its
+// raft state to change (replication.Node.StateChanged), so a center just
+// elected pulls at once; it also looks every notLeaderPoll.
 const notLeaderPoll = 500 * time.Millisecond
 
 func (c *Center) leaderLoop(idle time.Duration, step func() (more bool, err error)) {
 	var backoff time.Duration
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var changed <-chan struct{} // nil (never ready) while the leader
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-timer.C:
+		case <-changed:
 		}
-		// Not the leader (yet): look again soon, so a center that was just
-		// elected starts pulling at once, not an interval later.
+		changed = c.node.StateChanged() // before IsLeader: no change is missed
 		wait := min(idle, notLeaderPoll)
 		if c.node.IsLeader() {
+			changed = nil
 			started := time.Now()
 			more, err := step()
 			switch {

@@ -156,6 +156,9 @@ type Node struct {
 	raftp     atomic.Pointer[raftRun] // replaced when writes resume after a pause (diskpause.go)
 	hl        hclog.Logger
 
+	stateMu sync.Mutex
+	stateCh chan struct{} // closed and replaced at each raft state change (StateChanged)
+
 	pauseMu sync.Mutex  // serializes PauseWrites and ResumeWrites
 	paused  atomic.Bool // writes paused (diskpause.go)
 	kick    kicker      // tells followers a write committed (commit.go)
@@ -197,6 +200,7 @@ func New(cfg Config, tr *transport.Transport) *Node {
 		submitC:     make(chan *request, 1024),
 		ready:       make(chan struct{}),
 		closing:     make(chan struct{}),
+		stateCh:     make(chan struct{}),
 		reachable:   map[string]time.Time{},
 		noted:       map[string]bool{},
 		clockOffset: map[string]time.Duration{},
@@ -396,7 +400,36 @@ func (n *Node) startRaft(hl hclog.Logger) error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raftp.Store(newRaftRun(r, n.raftNet))
+	r.RegisterObserver(raft.NewObserver(nil, false, n.observeState))
+	n.stateChanged() // a new run: whoever waits looks at it
 	return nil
+}
+
+// observeState runs in raft's goroutine at each observation: a change of
+// the raft state (after raft has set it) wakes StateChanged's waiters. It
+// sends nothing, so raft never waits on it.
+func (n *Node) observeState(o *raft.Observation) bool {
+	if _, ok := o.Data.(raft.RaftState); ok {
+		n.stateChanged()
+	}
+	return false
+}
+
+func (n *Node) stateChanged() {
+	n.stateMu.Lock()
+	close(n.stateCh)
+	n.stateCh = make(chan struct{})
+	n.stateMu.Unlock()
+}
+
+// StateChanged returns a channel that is closed at the next change of the
+// node's raft state (to follower, candidate, leader or shut down). Take it
+// before looking at IsLeader and wait on it instead of polling: a node
+// just elected starts its leader's work at once.
+func (n *Node) StateChanged() <-chan struct{} {
+	n.stateMu.Lock()
+	defer n.stateMu.Unlock()
+	return n.stateCh
 }
 
 // snapshotIfBehind takes a snapshot when the log the run started with
