@@ -124,6 +124,7 @@ type footprintResult struct {
 	Idle       time.Duration
 	St, Etcd   fpSystem
 	Profile    string // where the optional idle profile went (footprint_profile.go)
+	Heap       string // heap profile of the station node with the most RSS at the end of the idle window
 }
 
 func fpEvent(typ, caseID, node string, clock *records.Clock, rnd *rand.Rand) records.Event {
@@ -252,6 +253,14 @@ func runFootprint(rep *report, root string, smoke bool) {
 			p.Name, p.CPU, p.CPULast, mib(p.RSS), mib(p.Anon), mib(p.File), mib(p.PeakRSS), mib(p.HeapInuse), mib(p.GoSys), p.Goroutines)
 		fmt.Printf("bench: footprint: %s: next GC at %s heap, %.0f context switches/s\n", p.Name, mib(p.NextGC), p.CtxSwitches)
 	}
+	// A heap profile that cannot be had fails the run but not the rows.
+	h, err := fpHeapProfile(s, res.St.Procs, smoke)
+	if err != nil {
+		rep.fail("footprint: heap profile: %v", err)
+		h = fmt.Sprintf("No heap profile: %v", err)
+	}
+	res.Heap = h
+	fmt.Printf("bench: footprint: %s\n", h)
 	for i, n := range s.nodes {
 		res.St.Procs[i].Disk, res.St.Procs[i].DiskParts = fpDisk(filepath.Join(n.dir, "data"), "raft", "state", "snapshots")
 		res.St.Procs[i].DiskParts[2].Name = "snapshots (raft keeps 2)"
@@ -994,6 +1003,9 @@ func footprintMarkdown(rep *report) string {
 	if len(res.St.Failovers) > 0 || len(res.Etcd.Failovers) > 0 {
 		fmt.Fprintf(&b, "\nFailover runs, stationsync: %s; etcd: %s (a killed member is restarted and caught up before the next run).\n", fpList(res.St.Failovers), fpList(res.Etcd.Failovers))
 	}
+	if res.Heap != "" {
+		fmt.Fprintf(&b, "\n%s.\n", res.Heap)
+	}
 	if res.Profile != "" {
 		fmt.Fprintf(&b, "\nCPU profiles of the idle station in-process: %s.\n", res.Profile)
 	}
@@ -1038,4 +1050,41 @@ func fpList(ds []time.Duration) string {
 		out = append(out, ms(d))
 	}
 	return strings.Join(out, ", ")
+}
+
+// fpHeapProfile fetches, at the end of the idle window, the heap profile
+// of the station node with the most RSS from its profiling listener
+// (after a GC: pprof's gc=1) into footprint-heap-<node>.pprof in the
+// working directory (bench/ under make bench), and says where it went:
+// `go tool pprof -sample_index=inuse_space FILE` shows what holds the
+// idle heap. In smoke mode it is fetched and checked, then removed.
+func fpHeapProfile(s *station, procs []fpProc, smoke bool) (string, error) {
+	top := 0
+	for i := range procs {
+		if procs[i].RSS > procs[top].RSS {
+			top = i
+		}
+	}
+	n := s.nodes[top]
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + n.pprof + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", n.id, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("%s: read heap profile: %w", n.id, err)
+	}
+	if resp.StatusCode != http.StatusOK || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b {
+		return "", fmt.Errorf("%s: /debug/pprof/heap answered %s, %d bytes, not a gzipped profile", n.id, resp.Status, len(body))
+	}
+	if smoke {
+		return fmt.Sprintf("Heap profile of %s (most RSS, %s) fetched at the end of the idle window: %d bytes (smoke run: not kept)", n.id, mib(procs[top].RSS), len(body)), nil
+	}
+	name := "footprint-heap-" + n.id + ".pprof"
+	if err := os.WriteFile(name, body, 0o644); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Heap profile of %s (the most RSS, %s) at the end of the idle window, after a GC: `%s` (`go tool pprof -sample_index=inuse_space %s`)", n.id, mib(procs[top].RSS), name, name), nil
 }

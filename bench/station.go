@@ -73,6 +73,7 @@ type stationNode struct {
 	dir     string
 	addr    string // host:port, QUIC (UDP) and API (TCP)
 	url     string
+	pprof   string // the node's profiling listener (daemon `pprof:`), host:port
 	logPath string
 	cmd     *exec.Cmd
 	done    chan struct{}
@@ -115,8 +116,13 @@ func newStation(bin, root string, n int) (*station, error) {
 		if err := run(bin, "ca", "issue", "--ca", caDir, "--station", "BENCH-01", "--node", id, "--out", dir); err != nil {
 			return nil, err
 		}
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		pprofAddr := fmt.Sprintf("127.0.0.1:%d", pp)
 		var cfg strings.Builder
-		fmt.Fprintf(&cfg, "role: station\nstation_id: BENCH-01\nnode_id: %s\ndata_dir: data\nlisten: %s\napi: %s\nexpect: %d\nmdns: false\npeers:\n", id, peers[i], peers[i], n)
+		fmt.Fprintf(&cfg, "role: station\nstation_id: BENCH-01\nnode_id: %s\ndata_dir: data\nlisten: %s\napi: %s\npprof: %s\nexpect: %d\nmdns: false\npeers:\n", id, peers[i], peers[i], pprofAddr, n)
 		for _, p := range peers {
 			fmt.Fprintf(&cfg, "  - %s\n", p)
 		}
@@ -124,7 +130,7 @@ func newStation(bin, root string, n int) (*station, error) {
 		if err := os.WriteFile(filepath.Join(dir, "station.yaml"), []byte(cfg.String()), 0o600); err != nil {
 			return nil, err
 		}
-		s.nodes = append(s.nodes, &stationNode{id: id, dir: dir, addr: peers[i], url: "http://" + peers[i], logPath: filepath.Join(dir, "node.log")})
+		s.nodes = append(s.nodes, &stationNode{id: id, dir: dir, addr: peers[i], url: "http://" + peers[i], pprof: pprofAddr, logPath: filepath.Join(dir, "node.log")})
 	}
 	return s, nil
 }
