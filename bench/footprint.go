@@ -1057,7 +1057,7 @@ func fpList(ds []time.Duration) string {
 // (after a GC: pprof's gc=1) into footprint-heap-<node>.pprof in the
 // working directory (bench/ under make bench), and says where it went:
 // `go tool pprof -sample_index=inuse_space FILE` shows what holds the
-// idle heap. In smoke mode it is fetched and checked, then removed.
+// idle heap. In smoke mode it is fetched and checked, not written.
 func fpHeapProfile(s *station, procs []fpProc, smoke bool) (string, error) {
 	top := 0
 	for i := range procs {
@@ -1066,8 +1066,7 @@ func fpHeapProfile(s *station, procs []fpProc, smoke bool) (string, error) {
 		}
 	}
 	n := s.nodes[top]
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get("http://" + n.pprof + "/debug/pprof/heap?gc=1")
+	resp, err := fpReadClient.Get("http://" + n.pprof + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", n.id, err)
 	}
