@@ -43,6 +43,10 @@ type BackupHeader struct {
 // Backup writes a consistent backup of this node to w, sealed with its
 // encryption key (in the clear if it has none).
 func (n *Node) Backup(w io.Writer) (BackupHeader, error) {
+	if !n.hold() {
+		return BackupHeader{}, ErrClosed
+	}
+	defer n.release()
 	var (
 		meta *raft.SnapshotMeta
 		rc   io.ReadCloser

@@ -196,6 +196,10 @@ func CallFeed(ctx context.Context, tr *transport.Transport, addr string, req Fee
 // position it covers, in one consistent read.
 func (n *Node) Digest(month string, loc *time.Location) (StationDigest, error) {
 	var d StationDigest
+	if !n.hold() {
+		return d, ErrClosed
+	}
+	defer n.release()
 	err := n.stateDB.View(func(txn *badger.Txn) error {
 		var err error
 		if d.Head, err = getUint64(txn, keySeq); err != nil {

@@ -168,6 +168,15 @@ type Node struct {
 	closing chan struct{}
 	wg      sync.WaitGroup
 
+	// Callers that read or write the stores from outside the node's own
+	// goroutines (the transport's feed and RPC handlers, the center's
+	// catalogue handler) hold the node open (hold/release): Close waits
+	// for them before it closes the stores, so none reads a closed badger
+	// (its tables unmapped under the read: the process dies of SIGSEGV).
+	usersMu sync.Mutex
+	closed  bool
+	users   sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -464,6 +473,10 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.closing)
 		n.cancel()
+		n.usersMu.Lock()
+		n.closed = true
+		n.usersMu.Unlock()
+		n.users.Wait()
 		n.wg.Wait()
 		var errs []error
 		if rr := n.run(); rr != nil {
@@ -495,8 +508,26 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
+// hold keeps Close from closing the stores until release; false (hold
+// nothing) once Close has begun. Holds may nest.
+func (n *Node) hold() bool {
+	n.usersMu.Lock()
+	defer n.usersMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.users.Add(1)
+	return true
+}
+
+func (n *Node) release() { n.users.Done() }
+
 // View runs fn with a consistent read-only view of this node's state.
 func (n *Node) View(fn func(records.Reader) error) error {
+	if !n.hold() {
+		return ErrClosed
+	}
+	defer n.release()
 	return n.stateDB.View(func(txn *badger.Txn) error { return fn(txnReader{txn}) })
 }
 
@@ -516,6 +547,10 @@ func (n *Node) Feed(since uint64, limit int) (FeedPage, error) {
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
+	if !n.hold() {
+		return FeedPage{}, ErrClosed
+	}
+	defer n.release()
 	page := FeedPage{ClusterID: n.fsm.clusterID.Load().(string), Changes: []FeedChange{}, Next: since}
 	err := n.stateDB.View(func(txn *badger.Txn) error {
 		var err error

@@ -245,6 +245,10 @@ func (n *Node) Record(ctx context.Context, op records.Op) (res Result, pending b
 	if !Queueable(op) {
 		return Result{}, false, ErrNotQueueable
 	}
+	if !n.hold() {
+		return Result{}, false, ErrClosed
+	}
+	defer n.release()
 	if n.paused.Load() {
 		return Result{}, false, ErrWritesPaused
 	}
@@ -294,6 +298,10 @@ func (n *Node) Record(ctx context.Context, op records.Op) (res Result, pending b
 // PendingWrites returns the writes waiting in this node's outbox for
 // caseID ("" for all), in order.
 func (n *Node) PendingWrites(caseID string) ([]Pending, error) {
+	if !n.hold() {
+		return nil, ErrClosed
+	}
+	defer n.release()
 	return n.outbox.pending(caseID)
 }
 
@@ -390,6 +398,10 @@ func (n *Node) deliverOutbox() (int, error) {
 // and the writes in its outbox. A node's clock starts past it, so a PC
 // restarted with its clock behind cannot write before its own history.
 func (n *Node) LatestHLC() (records.HLC, error) {
+	if !n.hold() {
+		return "", ErrClosed
+	}
+	defer n.release()
 	var latest records.HLC
 	err := n.View(func(r records.Reader) error {
 		h, err := records.MaxHLC(r)

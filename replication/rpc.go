@@ -211,8 +211,11 @@ func (n *Node) serveRPC(c net.Conn, peer pki.Identity) {
 		resp.Code, resp.Error = "version", fmt.Sprintf("rpc version %d not understood (this node speaks %d)", req.V, rpcVersion)
 	case peer.Role != n.tr.Identity().Role || peer.Station != n.cfg.Station: // not of this cluster
 		resp.Code, resp.Error = "refused", fmt.Sprintf("%s %s/%s may not call %s on station %s", peer.Role, peer.Station, peer.Node, req.Method, n.cfg.Station)
+	case !n.hold():
+		return // closing
 	default:
 		n.handleRPC(peer, req, &resp)
+		n.release()
 	}
 	if err := writeFrame(c, resp); err != nil {
 		n.logger.Debug("write rpc answer", "peer", peer.Node, "error", err)
