@@ -6,8 +6,10 @@
 package table
 
 import (
+	"bufio"
 	"crypto/aes"
 	"errors"
+	"io"
 	"math"
 	"runtime"
 	"sync"
@@ -413,6 +415,33 @@ func (bd *buildData) Copy(dst []byte) int {
 	written += copy(dst[written:], bd.checksum)
 	written += copy(dst[written:], y.U32ToBytes(uint32(len(bd.checksum))))
 	return written
+}
+
+// tableWriters buffer a table's blocks (a few KiB each) into few writes
+// (stationsync patch, see CreateTable).
+var tableWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
+
+// writeTo writes what Copy copies, in the same order, to w.
+func (bd *buildData) writeTo(w io.Writer) (int, error) {
+	bw := tableWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		tableWriters.Put(bw)
+	}()
+	var written int
+	write := func(p []byte) {
+		n, _ := bw.Write(p) // a failed write fails every later one and Flush
+		written += n
+	}
+	for _, bl := range bd.blockList {
+		write(bl.data[:bl.end])
+	}
+	write(bd.index)
+	write(y.U32ToBytes(uint32(len(bd.index))))
+	write(bd.checksum)
+	write(y.U32ToBytes(uint32(len(bd.checksum))))
+	return written, bw.Flush()
 }
 
 func (b *Builder) Done() buildData {

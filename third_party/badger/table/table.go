@@ -244,19 +244,37 @@ func (b *Block) verifyCheckSum() error {
 
 func CreateTable(fname string, builder *Builder) (*Table, error) {
 	bd := builder.Done()
-	mf, err := z.OpenMmapFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, bd.Size)
-	if err == z.NewFile {
-		// Expected.
+	// stationsync patch: the table is written to the file and fsynced,
+	// then mapped, instead of copied into a fresh writable mapping of the
+	// truncated file and msynced. Through the mapping every page of the
+	// new file was a write fault on a hole (a page allocated and zeroed,
+	// then copied into), and msync write-protected each dirty page again
+	// (a TLB shootdown per page, costly on a VM): perf of the district
+	// center consolidating 500,000 changes had ~7 % of its CPU there
+	// (table.CreateTable under compaction and memtable flushes). What is
+	// on disk when this returns is the same: every byte, synced.
+	fd, err := os.OpenFile(fname, os.O_CREATE|os.O_RDWR|os.O_EXCL, 0666)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("file already exists: %s", fname)
 	} else if err != nil {
 		return nil, y.Wrapf(err, "while creating table: %s", fname)
-	} else {
-		return nil, fmt.Errorf("file already exists: %s", fname)
 	}
-
-	written := bd.Copy(mf.Data)
-	y.AssertTrue(written == len(mf.Data))
-	if err := z.Msync(mf.Data); err != nil {
-		return nil, y.Wrapf(err, "while calling msync on %s", fname)
+	fail := func(err error, format string) (*Table, error) {
+		fd.Close()
+		os.Remove(fname) // not in the manifest yet
+		return nil, y.Wrapf(err, format, fname)
+	}
+	written, err := bd.writeTo(fd)
+	if err != nil {
+		return fail(err, "while writing table: %s")
+	}
+	y.AssertTrue(written == bd.Size)
+	if err := fd.Sync(); err != nil {
+		return fail(err, "while calling fsync on %s")
+	}
+	mf, err := z.OpenMmapFileUsing(fd, bd.Size, true)
+	if err != nil {
+		return fail(err, "while mmapping table: %s")
 	}
 	return OpenTable(mf, *builder.opts)
 }
