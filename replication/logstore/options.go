@@ -131,8 +131,18 @@ func (b badgerLogger) log(level slog.Level, format string, args []any) {
 // Errorf implements badger.Logger.
 func (b badgerLogger) Errorf(format string, args ...any) { b.log(slog.LevelError, format, args) }
 
-// Warningf implements badger.Logger.
-func (b badgerLogger) Warningf(format string, args ...any) { b.log(slog.LevelWarn, format, args) }
+// Warningf implements badger.Logger. badger's cache monitor warns every
+// minute that a cache "might be too small" (and its life expectancy) once
+// the hit ratio of its cumulative counts is low, which it stays on a node
+// whose caches are small on purpose (Options): an idle station logged two
+// warnings a minute for as long as it ran. Those go out at debug level.
+func (b badgerLogger) Warningf(format string, args ...any) {
+	level := slog.LevelWarn
+	if strings.Contains(format, "might be too small") || strings.HasPrefix(format, "Cache life expectancy") {
+		level = slog.LevelDebug
+	}
+	b.log(level, format, args)
+}
 
 // Infof implements badger.Logger; badger's info messages are dropped.
 func (b badgerLogger) Infof(string, ...any) {}

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"slices"
 	"sync"
@@ -50,6 +51,16 @@ const ReservedPrefix = "raft/"
 var (
 	logPrefix    = []byte(ReservedPrefix + "log/")
 	stablePrefix = []byte(ReservedPrefix + "stable/")
+	// firstHintKey holds a lower bound of the first log index: no entry
+	// below it exists. raft drops the front of its log after each
+	// snapshot, and badger keeps a deleted key's tombstone until a
+	// compaction reaches the bottom level, so a scan for the first entry
+	// from the start of the prefix stepped over every entry ever dropped:
+	// ~30 % of a node's start-up CPU with 1,000,000 events (bench
+	// footprint). Raised after a deletion from the front commits (a crash
+	// before that leaves it lower: still a bound); lowered before an entry
+	// below it is written.
+	firstHintKey = []byte(ReservedPrefix + "bounds/first")
 )
 
 // ErrKeyNotFound is returned by Store.Get and Store.GetUint64 for a missing
@@ -75,6 +86,7 @@ type Store struct {
 	mu          sync.Mutex
 	first, last uint64 // 0, 0 for an empty log
 	boundsOK    bool   // false after a failed write: reload before use
+	hint        uint64 // what firstHintKey holds (0: none)
 
 	// commit commits a write transaction; tests replace it to inject
 	// failures.
@@ -121,7 +133,20 @@ func open(opts badger.Options, gcInterval time.Duration, logger *slog.Logger) (*
 		return nil, fmt.Errorf("open log store %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, commit: (*badger.Txn).Commit}
-	if err := s.loadBounds(); err != nil {
+	err = db.View(func(txn *badger.Txn) (err error) {
+		s.hint, err = readHint(txn)
+		return err
+	})
+	if err == nil {
+		err = s.loadBounds()
+	}
+	if err == nil && s.hint < s.first {
+		// A store from before the hint, or one whose front was dropped
+		// without it: the next start need not step over the same
+		// tombstones again.
+		err = s.setHint(s.first)
+	}
+	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open log store %s: %w", opts.Dir, err), db.Close())
 	}
 	s.gc = StartGC(db, gcInterval, logger)
@@ -180,10 +205,10 @@ func (s *Store) loadBounds() error {
 	var first, last uint64
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		if first, err = boundIndex(txn, false); err != nil {
+		if first, err = boundIndex(txn, false, s.hint); err != nil {
 			return fmt.Errorf("first index: %w", err)
 		}
-		if last, err = boundIndex(txn, true); err != nil {
+		if last, err = boundIndex(txn, true, 0); err != nil {
 			return fmt.Errorf("last index: %w", err)
 		}
 		return nil
@@ -197,14 +222,15 @@ func (s *Store) loadBounds() error {
 }
 
 // boundIndex returns the lowest (or, if last, the highest) log index in txn,
-// or 0 if there is none.
-func boundIndex(txn *badger.Txn, last bool) (uint64, error) {
+// or 0 if there is none. The lowest is looked for from index from on
+// (firstHintKey).
+func boundIndex(txn *badger.Txn, last bool, from uint64) (uint64, error) {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: logPrefix, Reverse: last})
 	defer it.Close()
 	if last {
 		it.Seek(lastLogKey)
 	} else {
-		it.Seek(logPrefix)
+		it.Seek(logKey(from))
 	}
 	if !it.Valid() {
 		return 0, nil
@@ -287,6 +313,39 @@ func (s *Store) GetLog(index uint64, log *raft.Log) error {
 		return fmt.Errorf("get log %d: stored entry has index %d", index, l.Index)
 	}
 	*log = l
+	return nil
+}
+
+// readHint reads firstHintKey (0 when there is none).
+func readHint(txn *badger.Txn) (uint64, error) {
+	item, err := txn.Get(firstHintKey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("first index hint: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return 0, fmt.Errorf("first index hint: %w", err)
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("first index hint: %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// setHint commits firstHintKey = index. s.mu must be held.
+func (s *Store) setHint(index uint64) error {
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	if err := txn.Set(firstHintKey, binary.BigEndian.AppendUint64(nil, index)); err != nil {
+		return err
+	}
+	if err := s.commit(txn); err != nil {
+		return fmt.Errorf("first index hint: %w", err)
+	}
+	s.hint = index
 	return nil
 }
 
@@ -385,6 +444,13 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 
 // storeLogs writes logs (sorted by index). s.mu must be held.
 func (s *Store) storeLogs(logs []*raft.Log) error {
+	if logs[0].Index < s.hint {
+		// Not seen from raft (it writes only after what it dropped), but
+		// an entry below the hint would be invisible to loadBounds.
+		if err := s.setHint(logs[0].Index); err != nil {
+			return err
+		}
+	}
 	txn := s.db.NewTransaction(true)
 	defer func() { txn.Discard() }() // the current transaction
 	start := 0                       // first entry of logs in txn
@@ -447,6 +513,10 @@ func (s *Store) DeleteRange(lo, hi uint64) error {
 	}
 	backwards := lo > s.first && hi >= s.last
 	err := s.deleteRange(lo, hi, backwards)
+	if err == nil && lo <= s.first && hi >= s.hint && hi < math.MaxUint64 {
+		// The front of the log is gone up to hi.
+		err = s.setHint(hi + 1)
+	}
 	if lerr := s.loadBounds(); lerr != nil && err == nil {
 		err = lerr
 	}

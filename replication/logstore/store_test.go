@@ -310,6 +310,80 @@ func TestStableStore(t *testing.T) {
 	checkBounds(t, s, 0, 0)
 }
 
+// The first index is found from the hint a deletion from the front
+// leaves (not by stepping over the tombstones of every dropped entry), on
+// reopen too; an entry written below the hint lowers it first; a deletion
+// elsewhere leaves it.
+func TestFirstIndexHint(t *testing.T) {
+	s, dir := openTest(t)
+	hint := func(s *Store) uint64 {
+		t.Helper()
+		var h uint64
+		if err := s.db.View(func(txn *badger.Txn) (err error) { h, err = readHint(txn); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if err := s.StoreLogs(testLogs(1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if h := hint(s); h != 0 {
+		t.Fatalf("hint of a new log: %d, want none", h)
+	}
+	if err := s.DeleteRange(1, 60); err != nil {
+		t.Fatal(err)
+	}
+	if h := hint(s); h != 61 {
+		t.Fatalf("hint after deleting 1-60: %d, want 61", h)
+	}
+	if err := s.DeleteRange(91, 100); err != nil { // the tail: raft's conflict truncation
+		t.Fatal(err)
+	}
+	if err := s.DeleteRange(70, 75); err != nil { // not the front
+		t.Fatal(err)
+	}
+	if h := hint(s); h != 61 {
+		t.Fatalf("hint after deleting the tail and a middle range: %d, want 61", h)
+	}
+	s = reopen(t, s, dir)
+	checkBounds(t, s, 61, 90)
+	checkLog(t, s, testLog(61, []byte("data-61")))
+
+	if err := s.DeleteRange(0, 90); err != nil {
+		t.Fatal(err)
+	}
+	checkBounds(t, s, 0, 0)
+	if h := hint(s); h != 91 {
+		t.Fatalf("hint after deleting everything: %d, want 91", h)
+	}
+	// A store whose front was dropped without a hint (before the hint
+	// existed) gets one when it opens.
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(firstHintKey) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(testLogs(91, 95)); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s, dir)
+	checkBounds(t, s, 91, 95)
+	if h := hint(s); h != 91 {
+		t.Fatalf("hint after opening a store without one: %d, want 91", h)
+	}
+	if err := s.DeleteRange(91, 95); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs(testLogs(40, 45)); err != nil { // below the hint
+		t.Fatal(err)
+	}
+	if h := hint(s); h != 40 {
+		t.Fatalf("hint after writing 40-45 below it (96 before): %d, want 40", h)
+	}
+	checkBounds(t, s, 40, 45)
+	s = reopen(t, s, dir)
+	checkBounds(t, s, 40, 45)
+	checkLog(t, s, testLog(40, []byte("data-40")))
+}
+
 func TestReopen(t *testing.T) {
 	s, dir := openTest(t)
 	logs := testLogs(1, 100)
@@ -690,7 +764,10 @@ func TestBadgerLogger(t *testing.T) {
 	l.Warningf("w %s", "x")
 	l.Infof("i")
 	l.Debugf("d")
-	want := []string{"ERROR e 1", "WARN w x"}
+	// badger's once-a-minute cache monitor (db.go monitorCache), verbatim
+	l.Warningf("%s might be too small. Metrics: %s\n", "Block cache", "hit: 3 miss: 19812")
+	l.Warningf("Cache life expectancy (in seconds): %+v\n", "histogram")
+	want := []string{"ERROR e 1", "WARN w x", "DEBUG Block cache might be too small. Metrics: hit: 3 miss: 19812", "DEBUG Cache life expectancy (in seconds): histogram"}
 	if fmt.Sprint(h.recs) != fmt.Sprint(want) {
 		t.Errorf("records = %q, want %q", h.recs, want)
 	}
