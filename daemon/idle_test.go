@@ -72,3 +72,39 @@ func TestIdleProcsOnlyWhenAllIdle(t *testing.T) {
 	fixed.start()
 	fixed.idle()
 }
+
+// While every node is idle the collector runs at idleGCPercent, and the
+// GOGC from before comes back when one is busy again; a GOGC from the
+// environment is left alone.
+func TestIdleProcsLowerTheHeapGoal(t *testing.T) {
+	gogc := 100
+	p := &idleProcs{
+		set: func(int) {}, restore: func() {},
+		gc: func(n int) int { prev := gogc; gogc = n; return prev },
+	}
+	p.start()
+	p.start()
+	p.idle()
+	if gogc != 100 {
+		t.Fatalf("one of two idle: GOGC %d, want 100", gogc)
+	}
+	p.idle()
+	if gogc != idleGCPercent {
+		t.Fatalf("both idle: GOGC %d, want %d", gogc, idleGCPercent)
+	}
+	p.busy()
+	if gogc != 100 {
+		t.Fatalf("one busy again: GOGC %d, want 100", gogc)
+	}
+	p.idle()
+	p.stop(true)
+	p.stop(true)
+	if gogc != 100 {
+		t.Fatalf("all stopped: GOGC %d, want 100", gogc)
+	}
+
+	fixed := &idleProcs{gcFixed: true, set: func(int) {}, restore: func() {}, gc: func(int) int { t.Fatal("GOGC from the environment changed"); return 0 }}
+	fixed.start()
+	fixed.idle()
+	fixed.stop(true)
+}
