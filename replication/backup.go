@@ -42,11 +42,11 @@ type BackupHeader struct {
 
 // Backup writes a consistent backup of this node to w, sealed with its
 // encryption key (in the clear if it has none).
+//
+// It reads a raft snapshot, not the stores, so it does not hold the node
+// open (hold): a backup streaming to a slow client does not keep Close
+// waiting.
 func (n *Node) Backup(w io.Writer) (BackupHeader, error) {
-	if !n.hold() {
-		return BackupHeader{}, ErrClosed
-	}
-	defer n.release()
 	var (
 		meta *raft.SnapshotMeta
 		rc   io.ReadCloser
