@@ -404,16 +404,22 @@ type buildData struct {
 	alloc     *z.Allocator
 }
 
+// parts hands the table's bytes to f piece by piece, in file order
+// (stationsync patch: Copy and writeTo share it).
+func (bd *buildData) parts(f func([]byte)) {
+	for _, bl := range bd.blockList {
+		f(bl.data[:bl.end])
+	}
+	f(bd.index)
+	f(y.U32ToBytes(uint32(len(bd.index))))
+
+	f(bd.checksum)
+	f(y.U32ToBytes(uint32(len(bd.checksum))))
+}
+
 func (bd *buildData) Copy(dst []byte) int {
 	var written int
-	for _, bl := range bd.blockList {
-		written += copy(dst[written:], bl.data[:bl.end])
-	}
-	written += copy(dst[written:], bd.index)
-	written += copy(dst[written:], y.U32ToBytes(uint32(len(bd.index))))
-
-	written += copy(dst[written:], bd.checksum)
-	written += copy(dst[written:], y.U32ToBytes(uint32(len(bd.checksum))))
+	bd.parts(func(p []byte) { written += copy(dst[written:], p) })
 	return written
 }
 
@@ -421,7 +427,7 @@ func (bd *buildData) Copy(dst []byte) int {
 // (stationsync patch, see CreateTable).
 var tableWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 256<<10) }}
 
-// writeTo writes what Copy copies, in the same order, to w.
+// writeTo writes the table's bytes (parts) to w.
 func (bd *buildData) writeTo(w io.Writer) (int, error) {
 	bw := tableWriters.Get().(*bufio.Writer)
 	bw.Reset(w)
@@ -430,17 +436,10 @@ func (bd *buildData) writeTo(w io.Writer) (int, error) {
 		tableWriters.Put(bw)
 	}()
 	var written int
-	write := func(p []byte) {
+	bd.parts(func(p []byte) {
 		n, _ := bw.Write(p) // a failed write fails every later one and Flush
 		written += n
-	}
-	for _, bl := range bd.blockList {
-		write(bl.data[:bl.end])
-	}
-	write(bd.index)
-	write(y.U32ToBytes(uint32(len(bd.index))))
-	write(bd.checksum)
-	write(y.U32ToBytes(uint32(len(bd.checksum))))
+	})
 	return written, bw.Flush()
 }
 
